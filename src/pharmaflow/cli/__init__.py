@@ -1,0 +1,1 @@
+"""The `pharmaflow` command line."""

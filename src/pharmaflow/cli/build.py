@@ -1,0 +1,48 @@
+"""`pharmaflow build`: run the dbt project (silver, gold, tests) over the lake."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pharmaflow.cli.output import console, print_json, progress_bar
+from pharmaflow.config import Settings
+from pharmaflow.warehouse.runner import BuildResult, build
+
+
+def run_build(settings: Settings) -> BuildResult:
+    with progress_bar("build") as advance:
+        return build(settings, on_node=lambda kind, name, status: advance(1))
+
+
+def show(result: BuildResult) -> None:
+    table = Table(title="warehouse")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in result.tables.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+    console.print(f"{result.models_built} models, {result.seeds_loaded} seeds, "
+                  f"tests: {result.tests_passed} passed, {result.tests_failed} failed "
+                  f"in {result.seconds:.1f}s")
+    for failure in result.failures:
+        console.print(f"[red]failed:[/red] {failure}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("build")
+    def build_cmd(
+        ctx: typer.Context,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    ) -> None:
+        """Build silver and gold with dbt and run every data test."""
+        settings: Settings = ctx.obj
+        result = run_build(settings)
+        if as_json:
+            print_json(result.to_dict())
+        else:
+            show(result)
+        if not result.success:
+            raise typer.Exit(1)

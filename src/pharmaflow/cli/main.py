@@ -1,0 +1,68 @@
+"""`pharmaflow` entry point: global options, and errors as one line instead of a traceback."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from pydantic import ValidationError
+
+from pharmaflow import logs
+from pharmaflow.cli import build, demo, ingest, simulate, sql
+from pharmaflow.cli.output import err_console
+from pharmaflow.config import Settings
+from pharmaflow.errors import PharmaflowError
+
+app = typer.Typer(
+    name="pharmaflow",
+    help="Pharmaceutical supply-chain data platform: simulate, ingest, build, query.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", envvar="PHARMAFLOW_DATA_DIR",
+                     help="Where this run keeps its lake, vault, warehouse and logs."),
+    ] = None,
+) -> None:
+    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    logs.configure(settings.logs_dir, settings.log_level)
+    ctx.obj = settings
+
+
+for module in (simulate, ingest, build, sql, demo):
+    module.register(app)
+
+
+def _fail(message: str, code: int) -> None:
+    err_console.print(f"[red]pharmaflow: error:[/red] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def main() -> None:
+    """Run the CLI; user errors print one line on stderr and exit non-zero."""
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except click.ClickException as exc:  # bad arguments, missing options, bad values
+        _fail(exc.format_message().replace("\n", " "), exc.exit_code)
+    except PharmaflowError as exc:
+        _fail(str(exc), 1)
+    except ValidationError as exc:  # a bad PHARMAFLOW_* setting
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        _fail(f"invalid setting {where}: {first['msg']}", 2)
+    except FileNotFoundError as exc:
+        _fail(f"file not found: {exc.filename or exc}", 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)

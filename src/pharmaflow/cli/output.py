@@ -1,0 +1,42 @@
+"""Console output: Rich for people, one JSON object on the last line for machines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+console = Console()  # results: stdout
+err_console = Console(stderr=True)  # progress and errors: stderr
+
+
+def print_json(obj: Any) -> None:
+    """One compact JSON object on stdout (the last line a script reads)."""
+    print(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS, default=str).decode(), flush=True)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None = None) -> Iterator[Any]:
+    """A transient Rich progress bar on stderr; yields `advance(n)`."""
+    columns = [SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+
+        def advance(n: int = 1, total: int | None = None) -> None:
+            if total is not None:
+                progress.update(task, total=total)
+            progress.advance(task, n)
+
+        yield advance

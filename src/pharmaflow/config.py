@@ -1,0 +1,60 @@
+"""Runtime configuration, from `PHARMAFLOW_*` environment variables (or a `.env` file).
+
+One `data_dir` holds everything a run writes (lake, vault, warehouse, logs, keys), so two runs
+with different data dirs never share state. Keys default to files generated inside the data
+dir for local runs; in production they come from the environment (a secret manager).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PHARMAFLOW_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Where lake, vault, warehouse and logs live.")
+    batch_size: int = Field(100_000, gt=0, description="Events per ingest batch (one commit each).")
+    hmac_key: SecretStr | None = Field(
+        None, description="Key for patient tokens (hex or text). Default: generated per data dir."
+    )
+    vault_key: SecretStr | None = Field(
+        None, description="AES-256 key (64 hex chars) for the PHI vault and quarantine."
+    )
+    reference_dir: Path | None = Field(
+        None, description="Your own reference CSVs (products, facilities, ...) replacing the seeds."
+    )
+    dbt_threads: int = Field(2, gt=0, description="Threads dbt uses for the warehouse build.")
+    log_level: str = Field("INFO", description="Log level of the run log file.")
+
+    @cached_property
+    def root(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.root / "lake"
+
+    @property
+    def vault_dir(self) -> Path:
+        return self.root / "vault"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.root / "warehouse"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.warehouse_dir / "pharmaflow.duckdb"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.root / "secrets"

@@ -1,0 +1,1 @@
+"""Patient-data protection (HIPAA Safe Harbor) applied at ingest, before anything is written."""

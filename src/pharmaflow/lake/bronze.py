@@ -1,0 +1,71 @@
+"""Bronze: the arrival log, one Parquet part per event type per batch, never rewritten."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from pharmaflow.lake.files import write_parquet_atomic
+from pharmaflow.lake.layout import LakeLayout
+
+PROVENANCE_FIELDS = [
+    pa.field("ingest_time", pa.timestamp("us")),
+    pa.field("source", pa.string()),
+    pa.field("source_uri", pa.string()),
+    pa.field("source_partition", pa.int32()),
+    pa.field("source_offset", pa.int64()),
+    pa.field("batch_id", pa.string()),
+]
+BRONZE_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string()),
+        pa.field("event_type", pa.string()),
+        pa.field("event_version", pa.int32()),
+        pa.field("event_time", pa.timestamp("us")),
+        pa.field("source_system", pa.string()),
+        pa.field("trace_id", pa.string()),
+        pa.field("key", pa.string()),
+        pa.field("payload", pa.string()),
+        *PROVENANCE_FIELDS,
+    ]
+)
+
+
+def write_bronze(layout: LakeLayout, table: pa.Table, ingest_time: datetime,
+                 batch_id: str) -> list[Path]:
+    """Split a batch's landed rows by event type and write one part per type."""
+    if table.num_rows == 0:
+        return []
+    types = table["event_type"].combine_chunks().dictionary_encode()
+    codes = types.indices.to_numpy(zero_copy_only=False)
+    paths = []
+    for code, event_type in enumerate(types.dictionary.to_pylist()):
+        part = table.take(pa.array(np.flatnonzero(codes == code)))
+        path = layout.bronze_part(event_type, ingest_time, batch_id)
+        write_parquet_atomic(part, path)
+        paths.append(path)
+    return paths
+
+
+def landed_event_ids(layout: LakeLayout) -> pa.ChunkedArray:
+    """Every event id in bronze (run `CommitLog.recover` first so only committed parts count)."""
+    if not layout.bronze.exists() or not any(layout.bronze.rglob("*.parquet")):
+        return pa.chunked_array([], type=pa.string())
+    dataset = ds.dataset(layout.bronze, format="parquet", partitioning=None)
+    return dataset.to_table(columns=["event_id"])["event_id"]
+
+
+def count_rows(directory: Path, by: str | None = None) -> dict[str, int] | int:
+    """Row count of every Parquet file below `directory` (optionally grouped by a column)."""
+    if not directory.exists() or not any(directory.rglob("*.parquet")):
+        return {} if by else 0
+    dataset = ds.dataset(directory, format="parquet", partitioning=None)
+    if by is None:
+        return dataset.count_rows()
+    counts = pc.value_counts(dataset.to_table(columns=[by])[by].combine_chunks())
+    return {row["values"]: row["counts"] for row in counts.to_pylist()}

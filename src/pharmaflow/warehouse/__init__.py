@@ -1,0 +1,1 @@
+"""The warehouse: a dbt project (silver, gold) built over the bronze lake."""
