@@ -7,6 +7,7 @@ dir for local runs; in production they come from the environment (a secret manag
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -19,6 +20,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("data"), description="Where lake, vault, warehouse and logs live.")
     batch_size: int = Field(100_000, gt=0, description="Events per ingest batch (one commit each).")
+    ingest_workers: int = Field(
+        default_factory=lambda: min(2, os.cpu_count() or 1), ge=0,
+        description="Processes decoding and validating batches (0: in the ingest process).",
+    )
     hmac_key: SecretStr | None = Field(
         None, description="Key for patient tokens (hex or text). Default: generated per data dir."
     )

@@ -1,15 +1,17 @@
 """Validate a batch of decoded events against their contracts, column by column.
 
-Each field is pulled out once into a column and converted to Arrow in one call; a column that
-converts cleanly (nearly all of them) costs one C-level pass. Only when a conversion fails is
-the column bisected to find the offending rows, so bad input costs extra work in proportion to
-how bad it is, and never stops the batch. Enums, ranges, patterns and timestamps are then checked
+Each field is pulled out once into a column, its JSON types checked in one C-level pass, and
+converted to Arrow in one call. Only a column holding a bad value is looked at row by row (or,
+for unparsable timestamps, bisected), so bad input costs extra work in proportion to how bad it
+is, and never stops the batch. Enums, ranges, patterns and timestamps are then checked
 with Arrow compute kernels over the whole column.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -34,22 +36,20 @@ _TARGET: dict[Kind, pa.DataType] = {
     Kind.BOOLEAN: pa.bool_(),
     Kind.STRING_LIST: pa.list_(pa.string()),
 }
-_STRINGS = {pa.string(), pa.null()}
-_NUMBERS = {pa.int64(), pa.float64(), pa.null()}
-# Arrow infers the JSON type; only these inferred types may be cast to the field's type.
-# (Casting instead of typed construction keeps Arrow from accepting true as 1.0 or "ab" as a list.)
-_ALLOWED: dict[Kind, set[pa.DataType]] = {
-    Kind.STRING: _STRINGS,
-    Kind.ENUM: _STRINGS,
-    Kind.TIMESTAMP: _STRINGS,
-    Kind.DATE: _STRINGS,
-    Kind.INT: {pa.int64(), pa.null()},
-    Kind.DOUBLE: _NUMBERS,
-    Kind.DECIMAL: _NUMBERS,
-    Kind.BOOLEAN: {pa.bool_(), pa.null()},
-    Kind.STRING_LIST: {pa.list_(pa.string()), pa.list_(pa.null()), pa.null()},
+# The JSON types each kind accepts. Checking the set of Python types present in a column is one
+# C-level pass, and stricter than Arrow's own conversion (which takes true as 1.0, "ab" as a list).
+_JSON_TYPES: dict[Kind, frozenset[type]] = {
+    Kind.STRING: frozenset({str}),
+    Kind.ENUM: frozenset({str}),
+    Kind.TIMESTAMP: frozenset({str}),
+    Kind.DATE: frozenset({str}),
+    Kind.INT: frozenset({int}),
+    Kind.DOUBLE: frozenset({int, float}),
+    Kind.DECIMAL: frozenset({int, float}),
+    Kind.BOOLEAN: frozenset({bool}),
+    Kind.STRING_LIST: frozenset({list}),
 }
-_TEXT_FORMATS = {Kind.TIMESTAMP: "invalid_timestamp", Kind.DATE: "invalid_format"}
+_PARSED_FROM_TEXT = {Kind.TIMESTAMP: "invalid_timestamp", Kind.DATE: "invalid_format"}
 _EXPECTED = {
     Kind.STRING: "a string",
     Kind.ENUM: "a string",
@@ -67,32 +67,50 @@ _CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplemented
 
 def typed_column(values: list[Any], kind: Kind) -> tuple[pa.Array, np.ndarray]:
     """Convert one column to its Arrow type; return it and a per-row failure code (None = ok)."""
-    codes = np.full(len(values), None, dtype=object)
+    n = len(values)
+    codes = np.full(n, None, dtype=object)
+    allowed = _JSON_TYPES[kind]
+    present = set(map(type, values))
+    present.discard(type(None))
+    if not present <= allowed:
+        allowed_codes = [_TYPE_CODES[t] for t in allowed] + [0]
+        wrong = ~np.isin(_type_codes(values), allowed_codes)
+        codes[wrong] = "wrong_type"
+        values = [None if w else v for v, w in zip(values, wrong, strict=True)]
+    text_parsed = kind in _PARSED_FROM_TEXT
+    build_type = pa.string() if text_parsed else _TARGET[kind]
+    arr = _isolate(n, lambda lo, hi: pa.array(values[lo:hi], type=build_type), build_type,
+                   codes, "wrong_type")
+    if text_parsed:
+        arr = _isolate(n, lambda lo, hi: arr.slice(lo, hi - lo).cast(_TARGET[kind]),
+                       _TARGET[kind], codes, _PARSED_FROM_TEXT[kind])
+    return arr, codes
+
+
+def _isolate(n: int, attempt: Callable[[int, int], pa.Array], arrow_type: pa.DataType,
+             codes: np.ndarray, code: str) -> pa.Array:
+    """Run `attempt` over all rows; if it fails, bisect to the failing rows, null them and mark
+    them with `code`. Clean columns cost one call; k bad rows cost about k·log(n) calls."""
     chunks: list[pa.Array] = []
-    _convert(values, 0, len(values), kind, chunks, codes)
-    if not chunks:
-        return pa.array([], _TARGET[kind]), codes
-    return (chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)), codes
 
-
-def _convert(values: list[Any], lo: int, hi: int, kind: Kind, out: list[pa.Array],
-             codes: np.ndarray) -> None:
-    if lo >= hi:
-        return
-    try:
-        arr = pa.array(values[lo:hi])
-        if arr.type not in _ALLOWED[kind]:
-            raise TypeError(arr.type)
-        out.append(arr.cast(_TARGET[kind]))
-    except _CONVERSION_ERRORS:
-        if hi - lo == 1:
-            out.append(pa.nulls(1, _TARGET[kind]))
-            is_text = isinstance(values[lo], str)
-            codes[lo] = _TEXT_FORMATS.get(kind, "wrong_type") if is_text else "wrong_type"
+    def run(lo: int, hi: int) -> None:
+        if lo >= hi:
             return
-        mid = (lo + hi) // 2
-        _convert(values, lo, mid, kind, out, codes)
-        _convert(values, mid, hi, kind, out, codes)
+        try:
+            chunks.append(attempt(lo, hi))
+        except _CONVERSION_ERRORS:
+            if hi - lo == 1:
+                chunks.append(pa.nulls(1, arrow_type))
+                codes[lo] = code
+                return
+            mid = (lo + hi) // 2
+            run(lo, mid)
+            run(mid, hi)
+
+    run(0, n)
+    if not chunks:
+        return pa.array([], arrow_type)
+    return chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
 
 
 def check_field(spec: FieldSpec, values: list[Any], rows: np.ndarray, rej: Rejects) -> pa.Array:
@@ -146,21 +164,45 @@ def _range_text(spec: FieldSpec) -> str:
     return "must be " + " and ".join(parts)
 
 
-def check_record(spec: FieldSpec, dicts: list[Any], rows: np.ndarray, rej: Rejects,
+_EMPTY: dict[str, Any] = {}
+
+
+# JSON value types as small ints, so type checks run as numpy integer comparisons.
+_TYPE_CODES: dict[type, int] = {type(None): 0, dict: 1, str: 2, int: 3, float: 4, bool: 5,
+                                list: 6}
+_OTHER = 7
+
+
+def _type_codes(values: list[Any]) -> np.ndarray:
+    return np.array(list(map(_TYPE_CODES.get, map(type, values), repeat(_OTHER))), dtype=np.int8)
+
+
+def record_kinds(values: list[Any]) -> np.ndarray | None:
+    """Per value: 0 null, 1 object, 2 anything else — or None when every value is an object
+    (the common case, found with one C-level pass instead of a Python loop)."""
+    if set(map(type, values)) == {dict}:
+        return None
+    codes = _type_codes(values)
+    return np.where(codes == 1, 1, np.where(codes == 0, 0, 2)).astype(np.int8)
+
+
+def check_record(spec: FieldSpec, dicts: list[dict[str, Any]], rows: np.ndarray, rej: Rejects,
                  columns: dict[str, pa.Array]) -> None:
-    """Check every child of a record field; nested records recurse. Typed leaves go to `columns`."""
+    """Check every child of a record field; nested records recurse. Typed leaves go to `columns`.
+
+    `dicts` holds one dict per row (an empty one where the record itself was missing)."""
+    get = dict.get
     for child in spec.children:
-        name = child.name
-        values = [d.get(name) if d is not None else None for d in dicts]
+        values = list(map(get, dicts, repeat(child.name)))
         if child.kind is Kind.RECORD:
-            kind = np.fromiter((0 if v is None else 1 if type(v) is dict else 2 for v in values),
-                               dtype=np.int8, count=len(values))
-            rej.reject(rows[kind == 2], "wrong_type", child.path, "expected an object")
-            if child.required:
-                rej.reject(rows[kind == 0], "missing_field", child.path,
-                           "required field is absent or null")
-            sub = [v if type(v) is dict else None for v in values]
-            check_record(child, sub, rows, rej, columns)
+            kinds = record_kinds(values)
+            if kinds is not None:
+                rej.reject(rows[kinds == 2], "wrong_type", child.path, "expected an object")
+                if child.required:
+                    rej.reject(rows[kinds == 0], "missing_field", child.path,
+                               "required field is absent or null")
+                values = [v if type(v) is dict else _EMPTY for v in values]
+            check_record(child, values, rows, rej, columns)
         else:
             columns[child.path] = check_field(child, values, rows, rej)
 
@@ -171,7 +213,8 @@ class Validated:
 
     rejects: Rejects
     envelope: dict[str, pa.Array]
-    payloads: list[Any]
+    docs: list[dict[str, Any]]
+    payloads: list[dict[str, Any]]
     groups: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
     columns: dict[tuple[str, int], dict[str, pa.Array]] = field(default_factory=dict)
 
@@ -180,24 +223,25 @@ def validate(docs: list[Any], registry: ContractRegistry) -> Validated:
     """Envelope first, then each event type's payload against its contract version."""
     n = len(docs)
     rej = Rejects(n)
-    kinds = np.fromiter((0 if type(d) is dict else 1 if isinstance(d, Undecodable) else 2
-                         for d in docs), dtype=np.int8, count=n)
-    for i in np.flatnonzero(kinds == 1):
-        rej.reject(np.array([i]), "malformed_json", None, docs[i].detail)
-    rej.reject(kinds == 2, "not_an_object", None, "an event must be a JSON object")
-    dicts = [d if k == 0 else None for d, k in zip(docs, kinds, strict=True)]
+    kinds = record_kinds(docs)
+    if kinds is not None:
+        for i in np.flatnonzero(kinds == 2):
+            if isinstance(docs[i], Undecodable):
+                rej.reject(np.array([i]), "malformed_json", None, docs[i].detail)
+        rej.reject(kinds != 1, "not_an_object", None, "an event must be a JSON object")
+        docs = [d if type(d) is dict else _EMPTY for d in docs]
 
     any_contract = next(iter(registry))
-    everything = np.arange(n)
     envelope: dict[str, pa.Array] = {}
-    check_record(_envelope_spec(any_contract.envelope), dicts, everything, rej, envelope)
-    payloads = [d.get("payload") if d is not None else None for d in dicts]
-    pkind = np.fromiter((0 if p is None else 1 if type(p) is dict else 2 for p in payloads),
-                        dtype=np.int8, count=n)
-    rej.reject(pkind == 0, "missing_field", "payload", "required field is absent or null")
-    rej.reject(pkind == 2, "wrong_type", "payload", "expected an object")
+    check_record(_envelope_spec(any_contract.envelope), docs, np.arange(n), rej, envelope)
+    payloads = list(map(dict.get, docs, repeat("payload")))
+    pkinds = record_kinds(payloads)
+    if pkinds is not None:
+        rej.reject(pkinds == 0, "missing_field", "payload", "required field is absent or null")
+        rej.reject(pkinds == 2, "wrong_type", "payload", "expected an object")
+        payloads = [p if type(p) is dict else _EMPTY for p in payloads]
 
-    result = Validated(rej, envelope, payloads)
+    result = Validated(rej, envelope, docs, payloads)
     types = envelope["event_type"].dictionary_encode()
     type_codes = types.indices.to_numpy(zero_copy_only=False)
     versions = pc.fill_null(envelope["event_version"], -1).to_numpy(zero_copy_only=False)

@@ -30,7 +30,7 @@ BRONZE_SCHEMA = pa.schema(
         pa.field("source_system", pa.string()),
         pa.field("trace_id", pa.string()),
         pa.field("key", pa.string()),
-        pa.field("payload", pa.string()),
+        pa.field("event_json", pa.string()),
         *PROVENANCE_FIELDS,
     ]
 )

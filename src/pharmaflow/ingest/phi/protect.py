@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -21,9 +22,9 @@ from pharmaflow.ingest.phi.vault import NAME_TOKENS_SCHEMA, PATIENTS_SCHEMA, Sea
 
 # 3-digit ZIP areas with 20,000 people or fewer (HHS Safe Harbor guidance): reported as 000.
 RESTRICTED_ZIP3 = frozenset(
-    "036 059 063 102 203 556 692 790 821 823 830 831 878 879 884 890 893".split()
+    ["036", "059", "063", "102", "203", "556", "692", "790", "821", "823", "830", "831", "878", "879", "884", "890", "893"]
 )
-_NAME_PARTS = re.compile(r"[\s'’-]+")
+_NAME_PARTS = re.compile(r"[\s'\u2019-]+")
 
 
 def generalise_zip(zip_code: str | None) -> str | None:
@@ -66,7 +67,9 @@ class Protector:
             patient = payload["patient"]
             key = tok.patient_key(patient["patient_id"])
             born = date.fromisoformat(patient["date_of_birth"])
-            over_89 = age_at(born, when) > 89
+            # Conservative: a birth year 90+ years before the event could reveal an age over 89
+            # even when the birthday is still to come, so that year is withheld too.
+            over_89 = when.year - born.year >= 90 or age_at(born, when) > 89
             address = patient.get("address") or {}
             payload["patient"] = {
                 "patient_key": key,
@@ -89,13 +92,15 @@ class Protector:
             self.name_tokens[order_id] = self.name_tokens.get(order_id, frozenset()) | tokens
             out.name_tokens.extend({"order_id": order_id, "name_token": t} for t in tokens)
 
-    def scrub_free_text(self, payloads: list[dict[str, Any]], field_name: str) -> None:
-        """Scrub one free-text field across payloads (in place)."""
-        texts = pa.array([p.get(field_name) for p in payloads], pa.string())
-        scrubbed = scrub_patterns(texts).to_pylist()
+    def scrub_free_text(self, payloads: list[dict[str, Any]], field_name: str) -> np.ndarray:
+        """Scrub one free-text field across payloads (in place); True where the text changed."""
+        originals = [p.get(field_name) for p in payloads]
+        scrubbed = scrub_patterns(pa.array(originals, pa.string())).to_pylist()
         names = [self.name_tokens.get(p.get("order_id") or "", frozenset()) for p in payloads]
         if any(names):
             scrubbed = scrub_names(scrubbed, names, self.tokenizer.name_token)
-        for payload, text in zip(payloads, scrubbed, strict=True):
-            if field_name in payload:
-                payload[field_name] = text
+        changed = np.fromiter((a != b for a, b in zip(originals, scrubbed, strict=True)),
+                              dtype=bool, count=len(originals))
+        for i in np.flatnonzero(changed):
+            payloads[i][field_name] = scrubbed[i]
+        return changed

@@ -20,7 +20,7 @@ PATTERNS: tuple[tuple[str, str], ...] = (
     (r"(?:\+?1[\s.-]?)?(?:\(\d{3}\)|\b\d{3})[\s.-]?\d{3}[\s.-]?\d{4}\b", "[PHONE]"),
     (r"\bMRN[-\s#:]?\d{6,10}\b", "[MRN]"),
 )
-_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+_WORD = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
 
 
 def scrub_patterns(texts: pa.Array) -> pa.Array:
@@ -41,7 +41,7 @@ def scrub_names(texts: Sequence[str | None], names: Sequence[frozenset[str]],
 
         def replace(match: re.Match[str], tokens: frozenset[str] = tokens) -> str:
             word = match.group(0)
-            parts = [word, *re.split(r"['’-]", word)]
+            parts = [word, *re.split(r"['\u2019-]", word)]
             if any(token(p) in tokens for p in parts if p):
                 return "[NAME]"
             return word

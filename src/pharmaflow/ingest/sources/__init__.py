@@ -31,7 +31,7 @@ def open_sources(spec: str, registry: ContractRegistry) -> list[Source]:
 
 def _file_source(path: Path, registry: ContractRegistry) -> Source:
     if path.suffix == ".csv":
-        return CsvFileSource(path, registry)
+        return CsvFileSource(path)
     if path.suffix in JSON_SUFFIXES:
         return JsonlFileSource(path)
     raise PharmaflowError(f"{path}: unknown file type {path.suffix!r} (use .jsonl or .csv)")

@@ -7,13 +7,11 @@ the engine's. That keeps file, Kafka, Pub/Sub and HTTP sources small and identic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
-
-from pharmaflow.ingest.decode import decode_json
 
 
 @dataclass
@@ -24,7 +22,13 @@ class RawBatch:
     source: str
     source_uri: str
     partitions: np.ndarray | None = None
-    decode: Callable[[list[bytes]], list[Any]] = field(default=decode_json)
+    format: str = "json"  # how records decode: "json" (one event each) or "csv" (with columns)
+    columns: tuple[str, ...] = ()  # CSV header
+
+    @property
+    def raw_is_json(self) -> bool:
+        """Records are JSON events, which bronze may store as they arrived."""
+        return self.format == "json"
 
     def __len__(self) -> int:
         return len(self.records)

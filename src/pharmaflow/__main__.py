@@ -1,0 +1,5 @@
+"""`python -m pharmaflow` runs the CLI."""
+
+from pharmaflow.cli.main import main
+
+main()

@@ -1,0 +1,82 @@
+"""Decode and validate one batch: the CPU-heavy half of ingest, run in worker processes.
+
+Decoding JSON is per-record work that holds the GIL, so it scales across cores only as
+processes. A worker gets the batch's raw records and returns only what the landing
+process needs: per-row verdicts and typed envelope columns (Arrow, cheap to pickle), plus the
+decoded documents of the few rows that PHI protection must rewrite. Everything else is
+stored as it arrived, straight from the raw records the landing process still holds.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from pharmaflow.contracts.registry import ContractRegistry, default_registry
+from pharmaflow.ingest.decode import decode
+from pharmaflow.ingest.rejects import Rejects
+from pharmaflow.ingest.validate import validate
+
+
+@dataclass
+class Analysis:
+    rejects: Rejects
+    envelope: dict[str, pa.Array]
+    groups: dict[tuple[str, int], np.ndarray]
+    docs: dict[int, dict[str, Any]]  # valid rows the landing process must re-serialise
+
+
+def analyse(records: list[bytes], fmt: str, columns: tuple[str, ...],
+            registry: ContractRegistry) -> Analysis:
+    docs = decode(records, fmt, columns, registry)
+    validated = validate(docs, registry)
+    ok = validated.rejects.ok
+    needed: dict[int, dict[str, Any]] = {}
+    for (event_type, version), rows in validated.groups.items():
+        contract = registry.get(event_type, version)
+        if fmt != "json" or (contract is not None and contract.phi_fields):
+            for i in rows[ok[rows]].tolist():
+                needed[i] = validated.docs[i]
+    return Analysis(validated.rejects, validated.envelope, validated.groups, needed)
+
+
+_worker_registry: ContractRegistry | None = None
+
+
+def _init_worker(registry: ContractRegistry) -> None:
+    global _worker_registry
+    _worker_registry = registry
+
+
+def _analyse_in_worker(records: list[bytes], fmt: str, columns: tuple[str, ...]) -> Analysis:
+    return analyse(records, fmt, columns, _worker_registry or default_registry())
+
+
+class Analyser:
+    """Runs `analyse` inline (workers=0) or on a pool of worker processes."""
+
+    def __init__(self, registry: ContractRegistry, workers: int) -> None:
+        self.registry = registry
+        self.workers = workers
+        self._pool: Executor | None = None
+
+    def __enter__(self) -> Analyser:
+        if self.workers > 0:
+            self._pool = ProcessPoolExecutor(self.workers, initializer=_init_worker,
+                                             initargs=(self.registry,))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, records: list[bytes], fmt: str, columns: tuple[str, ...]) -> Future[Analysis]:
+        if self._pool is not None:
+            return self._pool.submit(_analyse_in_worker, records, fmt, columns)
+        done: Future[Analysis] = Future()
+        done.set_result(analyse(records, fmt, columns, self.registry))
+        return done

@@ -1,0 +1,36 @@
+"""Shared fixtures: a simulated input with every fault knob on, and settings per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pharmaflow.config import Settings
+from pharmaflow.simulate.config import SimConfig
+from pharmaflow.simulate.simulator import SimStats, simulate
+
+# Fixed keys so two data dirs tokenise identically and lakes can be compared byte for byte.
+TEST_KEYS = {"PHARMAFLOW_HMAC_KEY": "11" * 32, "PHARMAFLOW_VAULT_KEY": "22" * 32}
+
+# Small, but with every fault on at rates high enough that each kind shows up.
+FAULTY = SimConfig(seed=11, days=2, scale=0.15, duplicate_rate=0.03, late_rate=0.05,
+                   out_of_order_rate=0.05, malformed_rate=0.02)
+
+
+@pytest.fixture(scope="session")
+def faulty_input(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SimStats]:
+    path = tmp_path_factory.mktemp("input") / "events.jsonl"
+    return path, simulate(FAULTY, path)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name, value in TEST_KEYS.items():
+        monkeypatch.setenv(name, value)
+    return Settings(data_dir=tmp_path / "data", batch_size=5_000)
+
+
+def env_with_keys(**extra: str) -> dict[str, str]:
+    return {**os.environ, **TEST_KEYS, **extra}

@@ -1,0 +1,47 @@
+"""The CLI as a user runs it: bad arguments get one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import env_with_keys
+
+
+def run(*args: str, data_dir) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pharmaflow", "--data-dir", str(data_dir), *args],
+                          capture_output=True, text=True, env=env_with_keys(), timeout=120)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["simulate", "--days", "0"], "--days"),
+        (["simulate", "--scale", "lots"], "--scale"),
+        (["simulate", "--start", "yesterday"], "--start"),
+        (["ingest"], "--source"),
+        (["ingest", "--source", "/no/such/file.jsonl"], "source not found"),
+        (["ingest", "--source", "kafka://127.0.0.1:9092"], "not supported"),
+        (["ingest", "--source", "/etc/hostname"], "unknown file type"),
+        (["sql", "select 1"], "no warehouse"),
+        (["teleport"], "No such command"),
+    ],
+)
+def test_bad_arguments_get_one_line(tmp_path, args, expected):
+    result = run(*args, data_dir=tmp_path)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("pharmaflow: error:") and expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_setting_in_the_environment_gets_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "pharmaflow", "simulate", "--days", "1"],
+                            capture_output=True, text=True, timeout=60,
+                            env=env_with_keys(PHARMAFLOW_BATCH_SIZE="many",
+                                              PHARMAFLOW_DATA_DIR=str(tmp_path)))
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("pharmaflow: error: invalid setting batch_size")
