@@ -9,6 +9,10 @@ stored as it arrived, straight from the raw records the landing process still ho
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import signal
+import sys
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -45,10 +49,20 @@ def analyse(records: list[bytes], fmt: str, columns: tuple[str, ...],
 
 
 _worker_registry: ContractRegistry | None = None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when its parent dies, even by SIGKILL: a crashed ingest
+    must not leave orphan workers behind (elsewhere the pool's own shutdown suffices)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _init_worker(registry: ContractRegistry) -> None:
     global _worker_registry
+    _die_with_parent()
     _worker_registry = registry
 
 

@@ -147,7 +147,8 @@ def _kill_during_ingest(path: Path, data_dir: Path, after_manifests: int) -> Non
     """Start `pharmaflow ingest` in a subprocess and SIGKILL it once some batches committed."""
     env = env_with_keys(PHARMAFLOW_DATA_DIR=str(data_dir), PHARMAFLOW_BATCH_SIZE="1000")
     proc = subprocess.Popen([sys.executable, "-m", "pharmaflow", "ingest", "--source", str(path)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     manifests = data_dir / "lake" / "_manifests"
     deadline = time.monotonic() + 60
     try:
@@ -157,8 +158,28 @@ def _kill_during_ingest(path: Path, data_dir: Path, after_manifests: int) -> Non
             time.sleep(0.005)
     finally:
         if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
+            os.kill(proc.pid, signal.SIGKILL)  # the ingest process only, as a crash would
         proc.wait()
+    _assert_no_survivors(proc.pid)
+
+
+def _assert_no_survivors(session: int) -> None:
+    """The crashed ingest's worker processes must die with it (and are cleaned up if not)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _session(p) == session]
+        if not left:
+            return
+        time.sleep(0.05)
+    os.killpg(session, signal.SIGKILL)
+    raise AssertionError(f"workers outlived the crashed ingest: {left}")
+
+
+def _session(proc_dir: Path) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[3])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 @pytest.mark.slow
