@@ -14,7 +14,7 @@ from pharmaflow.simulate.people import patient_pool
 from tests.conftest import env_with_keys
 from tests.phi_scan import lake_strings, leaks, phi_values, warehouse_strings
 
-DEMO_ARGS = ["--days", "3", "--scale", "0.2", "--seed", "3"]
+DEMO_ARGS = ["--days", "5", "--scale", "0.15", "--seed", "3"]
 
 
 @pytest.fixture(scope="module")

@@ -23,19 +23,63 @@ import pyarrow as pa
 from pharmaflow.contracts.registry import ContractRegistry, default_registry
 from pharmaflow.ingest.decode import decode
 from pharmaflow.ingest.rejects import Rejects
+from pharmaflow.ingest.sources.base import RawBatch
 from pharmaflow.ingest.validate import validate
 
 
 @dataclass
 class Analysis:
+    """What the landing process needs of one batch.
+
+    The raw records come back either as an Arrow array (message sources) or, for a blob, as
+    the start of each kept line: the landing process still holds the blob and views its lines
+    without a copy, so a batch's bytes never travel back from the worker."""
+
+    size: int
+    keep: np.ndarray | None  # for a blob: which of its lines are records (not blank)
+    starts: np.ndarray | None  # for a blob: byte offset of each kept line, then the blob's end
+    raw: pa.BinaryArray | None  # for message sources: the records as they arrived
     rejects: Rejects
     envelope: dict[str, pa.Array]
     groups: dict[tuple[str, int], np.ndarray]
     docs: dict[int, dict[str, Any]]  # valid rows the landing process must re-serialise
 
+    def __len__(self) -> int:
+        return self.size
 
-def analyse(records: list[bytes], fmt: str, columns: tuple[str, ...],
+    def raw_records(self, batch: RawBatch) -> pa.BinaryArray:
+        """Each record's bytes. For a blob a record runs to the next kept line, so it carries
+        its newline (and any blank lines after it): strip trailing whitespace to get the line."""
+        if self.raw is not None:
+            return self.raw
+        assert batch.blob is not None and self.starts is not None
+        offsets = pa.py_buffer(self.starts.astype(np.int32))
+        return pa.Array.from_buffers(pa.binary(), self.size,
+                                     [None, offsets, pa.py_buffer(batch.blob)])
+
+
+def split_lines(blob: bytes) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+    """A blob's lines without blank ones (empty or whitespace only), the keep mask, and the
+    byte offset where each kept line starts (plus the blob's length at the end)."""
+    lines = blob.split(b"\n")
+    keep = np.fromiter(map(bool, map(bytes.strip, lines)), dtype=bool, count=len(lines))
+    starts = np.zeros(len(lines) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) + 1,
+              out=starts[1:])
+    starts = np.append(starts[:-1][keep], len(blob))
+    if keep.all():
+        return lines, keep, starts
+    return [line for line, k in zip(lines, keep, strict=True) if k], keep, starts
+
+
+def analyse(payload: bytes | list[bytes], fmt: str, columns: tuple[str, ...],
             registry: ContractRegistry) -> Analysis:
+    keep = starts = raw = None
+    if isinstance(payload, bytes):
+        records, keep, starts = split_lines(payload)
+    else:
+        records = payload
+        raw = pa.array(records, pa.binary())
     docs = decode(records, fmt, columns, registry)
     validated = validate(docs, registry)
     ok = validated.rejects.ok
@@ -45,7 +89,8 @@ def analyse(records: list[bytes], fmt: str, columns: tuple[str, ...],
         if fmt != "json" or (contract is not None and contract.phi_fields):
             for i in rows[ok[rows]].tolist():
                 needed[i] = validated.docs[i]
-    return Analysis(validated.rejects, validated.envelope, validated.groups, needed)
+    return Analysis(len(records), keep, starts, raw, validated.rejects, validated.envelope,
+                    validated.groups, needed)
 
 
 _worker_registry: ContractRegistry | None = None
@@ -66,8 +111,9 @@ def _init_worker(registry: ContractRegistry) -> None:
     _worker_registry = registry
 
 
-def _analyse_in_worker(records: list[bytes], fmt: str, columns: tuple[str, ...]) -> Analysis:
-    return analyse(records, fmt, columns, _worker_registry or default_registry())
+def _analyse_in_worker(payload: bytes | list[bytes], fmt: str,
+                       columns: tuple[str, ...]) -> Analysis:
+    return analyse(payload, fmt, columns, _worker_registry or default_registry())
 
 
 class Analyser:
@@ -88,9 +134,10 @@ class Analyser:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def submit(self, records: list[bytes], fmt: str, columns: tuple[str, ...]) -> Future[Analysis]:
+    def submit(self, batch: RawBatch) -> Future[Analysis]:
         if self._pool is not None:
-            return self._pool.submit(_analyse_in_worker, records, fmt, columns)
+            return self._pool.submit(_analyse_in_worker, batch.payload, batch.format,
+                                     batch.columns)
         done: Future[Analysis] = Future()
-        done.set_result(analyse(records, fmt, columns, self.registry))
+        done.set_result(analyse(batch.payload, batch.format, batch.columns, self.registry))
         return done

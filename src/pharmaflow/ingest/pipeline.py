@@ -12,7 +12,7 @@ import gc
 import logging
 import time
 from collections import Counter, deque
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pharmaflow.config import Settings
 from pharmaflow.contracts.model import Contract
@@ -69,6 +70,36 @@ class IngestResult:
         out["landed_by_type"] = dict(sorted(self.landed_by_type.items()))
         out["conserved"] = self.conserved
         return out
+
+
+@dataclass
+class Landing:
+    """One batch, ready to write: its tables and its counts."""
+
+    ingest_time: datetime
+    bronze: pa.Table
+    quarantine: pa.Table | None
+    patients: pa.Table
+    name_tokens: pa.Table
+    records: int
+    blank: int
+    landed: int
+    duplicates: int
+    quarantined: int
+    reasons: Counter[str]
+    landed_types: Counter[str]
+    first_offset: int
+    last_offset: int
+
+    def add_to(self, result: IngestResult) -> None:
+        result.batches += 1
+        result.input += self.records
+        result.blank_lines += self.blank
+        result.landed += self.landed
+        result.duplicates += self.duplicates
+        result.quarantined += self.quarantined
+        result.quarantine_reasons.update(self.reasons)
+        result.landed_by_type.update(self.landed_types)
 
 
 def _check_protectable(contract: Contract) -> None:
@@ -127,77 +158,120 @@ class IngestEngine:
 
     def _run_source(self, source: Source, analyser: Analyser, dedupe: DedupeIndex,
                     protector: Protector, result: IngestResult, progress: Progress | None) -> None:
-        """Analyse batches ahead on the workers; land them strictly in source order (the first
-        arrival of an event id must win, and commits must follow the source's order)."""
+        """Three stages overlap: workers analyse the next batches, this process lands the
+        current one (dedupe, PHI, tables), a writer thread writes and commits the previous one.
+        Batches are landed and committed strictly in source order: the first arrival of an
+        event id must win, and a source's bookmark (ack) must only ever move forward."""
         in_flight: deque[tuple[RawBatch, Future[Analysis] | None]] = deque()
+        committing: list[tuple[RawBatch, Future[Landing]]] = []
 
-        def finish() -> None:
+        def settle() -> None:
+            """Wait for the batch being written; count it, acknowledge it to the source."""
+            if committing:
+                batch, future = committing.pop()
+                landing = future.result()
+                landing.add_to(result)
+                source.ack(batch)
+                if progress:
+                    progress(landing.records)
+
+        def finish(writer: ThreadPoolExecutor) -> None:
             batch, future = in_flight.popleft()
             if future is None:
-                result.replayed += len(batch)
+                settle()
+                counts = self.commits.manifest(batch.batch_id)["counts"]
+                result.input += counts["records"]
+                result.replayed += counts["records"]
+                result.blank_lines += counts.get("blank", 0)
                 log.info("batch %s already committed; skipped", batch.batch_id)
-            else:
-                self._land(batch, future.result(), dedupe, protector, result)
-            source.ack(batch)
-            if progress:
-                progress(len(batch))
+                source.ack(batch)
+                if progress:
+                    progress(counts["records"])
+                return
+            landing = self._prepare(batch, future.result(), dedupe, protector)
+            settle()
+            committing.append((batch, writer.submit(self._write_and_commit, batch, landing)))
 
-        for batch in source.batches(self.settings.batch_size):
-            result.input += len(batch)
-            future = None
-            if not self.commits.is_committed(batch.batch_id):
-                future = analyser.submit(batch.records, batch.format, batch.columns)
-            in_flight.append((batch, future))
-            while len(in_flight) > analyser.workers:
-                finish()
-        while in_flight:
-            finish()
-        result.blank_lines += source.blank_records
+        with ThreadPoolExecutor(1, thread_name_prefix="pharmaflow-writer") as writer:
+            for batch in source.batches(self.settings.batch_size):
+                future = None
+                if not self.commits.is_committed(batch.batch_id):
+                    future = analyser.submit(batch)
+                in_flight.append((batch, future))
+                while len(in_flight) > analyser.workers:
+                    finish(writer)
+            while in_flight:
+                finish(writer)
+            settle()
 
-    def _land(self, batch: RawBatch, validated: Analysis, dedupe: DedupeIndex,
-              protector: Protector, result: IngestResult) -> None:
+    def _prepare(self, batch: RawBatch, analysis: Analysis, dedupe: DedupeIndex,
+                 protector: Protector) -> Landing:
+        """Dedupe, protect and build every table of one batch (CPU work, in this process)."""
         ingest_time = datetime.now(UTC).replace(tzinfo=None)
-        ok_rows = np.flatnonzero(validated.rejects.ok)
-        first = dedupe.first_arrivals(validated.envelope["event_id"].take(pa.array(ok_rows)))
+        rej = analysis.rejects
+        offsets = batch.kept_offsets(analysis.keep)
+        ok_rows = np.flatnonzero(rej.ok)
+        first = dedupe.first_arrivals(analysis.envelope["event_id"].take(pa.array(ok_rows)))
         landed = ok_rows[first]
-        protected, rewritten = self._protect(validated, landed, protector, batch.raw_is_json)
+        # Group landed rows by event type (stable: source order within a type), so the bronze
+        # table splits into per-type parts by slicing rather than copying.
+        type_codes = analysis.envelope["event_type"].take(pa.array(landed)).dictionary_encode()
+        landed = landed[np.argsort(type_codes.indices.to_numpy(zero_copy_only=False),
+                                   kind="stable")]
+        # Known to dedupe now, before the commit: the next batch is prepared while this one is
+        # written. If the commit fails the process fails, and the index dies with it.
+        dedupe.add(analysis.envelope["event_id"].take(pa.array(landed)))
+        protected, rewritten = self._protect(analysis, landed, protector, batch.raw_is_json)
+        bad = np.flatnonzero(~rej.ok)
+        keep = analysis.keep
+        return Landing(
+            ingest_time=ingest_time,
+            bronze=self._bronze_table(batch, analysis, offsets, landed, rewritten, ingest_time),
+            quarantine=(self._quarantine_table(batch, analysis, offsets, bad, ingest_time)
+                        if bad.size else None),
+            patients=protected.patients_table(),
+            name_tokens=protected.name_tokens_table(),
+            records=len(analysis),
+            blank=0 if keep is None else int((~keep).sum()),
+            landed=int(landed.size),
+            duplicates=int(ok_rows.size - landed.size),
+            quarantined=int(bad.size),
+            reasons=rej.reasons(),
+            landed_types=Counter(
+                analysis.envelope["event_type"].take(pa.array(landed)).to_pylist()),
+            first_offset=int(offsets[0]) if offsets.size else batch.first_offset,
+            last_offset=int(offsets[-1]) if offsets.size else batch.first_offset,
+        )
 
-        bronze = self._bronze_table(batch, validated, landed, rewritten, ingest_time)
-        files = write_bronze(self.layout, bronze, ingest_time, batch.batch_id)
-        bad = np.flatnonzero(~validated.rejects.ok)
-        if bad.size:
-            path = self.layout.quarantine_part(ingest_time, batch.batch_id)
-            write_parquet_atomic(self._quarantine_table(batch, validated, bad, ingest_time), path)
+    def _write_and_commit(self, batch: RawBatch, landing: Landing) -> Landing:
+        """Write every part of the batch, then its manifest: the batch exists from then on."""
+        when = landing.ingest_time
+        files = write_bronze(self.layout, landing.bronze, when, batch.batch_id)
+        if landing.quarantine is not None:
+            path = self.layout.quarantine_part(when, batch.batch_id)
+            write_parquet_atomic(landing.quarantine, path)
             files.append(path)
-        for table, directory in ((protected.patients_table(), self.vault.patients_dir),
-                                 (protected.name_tokens_table(), self.vault.name_tokens_dir)):
+        for table, directory in ((landing.patients, self.vault.patients_dir),
+                                 (landing.name_tokens, self.vault.name_tokens_dir)):
             if table.num_rows:
                 path = directory / f"part-{batch.batch_id}.parquet"
                 write_parquet_atomic(table, path)
                 files.append(path)
-
-        reasons = validated.rejects.reasons()
-        landed_types = Counter(validated.envelope["event_type"].take(pa.array(landed)).to_pylist())
-        counts = {"records": len(batch), "landed": int(landed.size),
-                  "duplicates": int(ok_rows.size - landed.size), "quarantined": int(bad.size)}
+        counts = {"records": landing.records, "blank": landing.blank, "landed": landing.landed,
+                  "duplicates": landing.duplicates, "quarantined": landing.quarantined}
         self.commits.commit(batch.batch_id, {
             "source": batch.source,
             "source_uri": batch.source_uri,
-            "first_offset": int(batch.offsets[0]),
-            "last_offset": int(batch.offsets[-1]),
-            "ingest_time": ingest_time.isoformat(),
+            "first_offset": landing.first_offset,
+            "last_offset": landing.last_offset,
+            "ingest_time": when.isoformat(),
             "counts": counts,
-            "quarantine_reasons": dict(reasons),
+            "quarantine_reasons": dict(landing.reasons),
             "files": [str(_relative(p, self.settings.root)) for p in files],
         })
-        dedupe.add(validated.envelope["event_id"].take(pa.array(landed)))
-        result.batches += 1
-        result.landed += counts["landed"]
-        result.duplicates += counts["duplicates"]
-        result.quarantined += counts["quarantined"]
-        result.quarantine_reasons.update(reasons)
-        result.landed_by_type.update(landed_types)
-        log.info("batch %s committed %s reasons=%s", batch.batch_id, counts, dict(reasons))
+        log.info("batch %s committed %s reasons=%s", batch.batch_id, counts,
+                 dict(landing.reasons))
+        return landing
 
     def _protect(self, validated: Analysis, landed: np.ndarray, protector: Protector,
                  raw_is_json: bool) -> tuple[ProtectedBatch, np.ndarray]:
@@ -205,7 +279,7 @@ class IngestEngine:
         free-text scrubbing needs), then free text. Returns the vault rows and, per row, whether
         the event must be re-serialised (its raw bytes may not be stored as they arrived)."""
         out = ProtectedBatch()
-        n = len(validated.rejects.ok)
+        n = len(validated)
         is_landed = np.zeros(n, dtype=bool)
         is_landed[landed] = True
         rewritten = np.full(n, not raw_is_json, dtype=bool)
@@ -230,7 +304,8 @@ class IngestEngine:
         return out, rewritten
 
     @staticmethod
-    def _provenance(batch: RawBatch, rows: np.ndarray, ingest_time: datetime) -> dict[str, Any]:
+    def _provenance(batch: RawBatch, offsets: np.ndarray, rows: np.ndarray,
+                    ingest_time: datetime) -> dict[str, Any]:
         n = rows.size
         partitions = (pa.array(batch.partitions[rows], pa.int32()) if batch.partitions is not None
                       else pa.nulls(n, pa.int32()))
@@ -239,19 +314,24 @@ class IngestEngine:
             "source": pa.array([batch.source] * n, pa.string()),
             "source_uri": pa.array([batch.source_uri] * n, pa.string()),
             "source_partition": partitions,
-            "source_offset": pa.array(batch.offsets[rows], pa.int64()),
+            "source_offset": pa.array(offsets[rows], pa.int64()),
             "batch_id": pa.array([batch.batch_id] * n, pa.string()),
         }
 
-    def _bronze_table(self, batch: RawBatch, validated: Analysis, rows: np.ndarray,
-                      rewritten: np.ndarray, ingest_time: datetime) -> pa.Table:
+    def _bronze_table(self, batch: RawBatch, analysis: Analysis, offsets: np.ndarray,
+                      rows: np.ndarray, rewritten: np.ndarray, ingest_time: datetime) -> pa.Table:
         """Landed rows: typed envelope, the event as it arrived (re-serialised only where PHI
         protection changed it or the source was not JSON), and provenance."""
-        env = validated.envelope
+        env = analysis.envelope
         take = pa.array(rows, pa.int64())
-        dumps = orjson.dumps
-        docs, records = validated.docs, batch.records
-        event_json = [dumps(docs[i]) if rewritten[i] else records[i] for i in rows.tolist()]
+        event_json = pc.utf8_rtrim_whitespace(analysis.raw_records(batch).take(take)
+                                              .cast(pa.string()))
+        redo = rewritten[rows]
+        if redo.any():
+            docs = analysis.docs
+            fresh = [orjson.dumps(docs[i]) if r else None
+                     for i, r in zip(rows.tolist(), redo.tolist(), strict=True)]
+            event_json = pc.if_else(pa.array(redo), pa.array(fresh, pa.string()), event_json)
         columns = {
             "event_id": env["event_id"].take(take),
             "event_type": env["event_type"].take(take),
@@ -260,26 +340,26 @@ class IngestEngine:
             "source_system": env["source_system"].take(take),
             "trace_id": env["trace_id"].take(take),
             "key": env["key"].take(take),
-            "event_json": pa.array(event_json, pa.string()),
-            **self._provenance(batch, rows, ingest_time),
+            "event_json": event_json,
+            **self._provenance(batch, offsets, rows, ingest_time),
         }
         return pa.Table.from_pydict(columns, schema=BRONZE_SCHEMA)
 
-    def _quarantine_table(self, batch: RawBatch, validated: Analysis, rows: np.ndarray,
-                          ingest_time: datetime) -> pa.Table:
-        env = validated.envelope
-        rej = validated.rejects
+    def _quarantine_table(self, batch: RawBatch, analysis: Analysis, offsets: np.ndarray,
+                          rows: np.ndarray, ingest_time: datetime) -> pa.Table:
+        env = analysis.envelope
+        rej = analysis.rejects
         take = pa.array(rows, pa.int64())
         seal = self.vault.sealer.seal
+        raw = analysis.raw_records(batch).take(take).to_pylist()
         columns = {
-            **self._provenance(batch, rows, ingest_time),
+            **self._provenance(batch, offsets, rows, ingest_time),
             "event_id": env["event_id"].take(take),
             "event_type": env["event_type"].take(take),
             "reason_code": pa.array(rej.code[rows].tolist(), pa.string()),
             "reason_field": pa.array(rej.field[rows].tolist(), pa.string()),
             "reason_detail": pa.array(rej.detail[rows].tolist(), pa.string()),
-            "raw_encrypted": pa.array([seal(batch.records[i].rstrip(b"\r\n")) for i in rows],
-                                      pa.binary()),
+            "raw_encrypted": pa.array([seal(r.rstrip()) for r in raw], pa.binary()),
         }
         return pa.Table.from_pydict(columns, schema=QUARANTINE_SCHEMA)
 

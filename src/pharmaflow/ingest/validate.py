@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from collections.abc import Callable
+from functools import cache
 from itertools import repeat
 from typing import Any
 
@@ -116,11 +117,21 @@ def _isolate(n: int, attempt: Callable[[int, int], pa.Array], arrow_type: pa.Dat
 def check_field(spec: FieldSpec, values: list[Any], rows: np.ndarray, rej: Rejects) -> pa.Array:
     """Type, presence and value rules for one leaf field; returns the typed column."""
     arr, codes = typed_column(values, spec.kind)
+    return check_rules(spec, arr, _reject_codes(spec, codes, rows, rej), rows, rej)
+
+
+def _reject_codes(spec: FieldSpec, codes: np.ndarray, rows: np.ndarray, rej: Rejects) -> np.ndarray:
+    """Reject rows whose value had the wrong type; return the mask of those rows."""
     bad = codes != None  # noqa: E711 - elementwise comparison on an object array
     if bad.any():
         for code in set(codes[bad]):
-            detail = f"expected {_EXPECTED[spec.kind]}"
-            rej.reject(rows[codes == code], code, spec.path, detail)
+            rej.reject(rows[codes == code], code, spec.path, f"expected {_EXPECTED[spec.kind]}")
+    return bad
+
+
+def check_rules(spec: FieldSpec, arr: pa.Array, bad: np.ndarray, rows: np.ndarray,
+                rej: Rejects) -> pa.Array:
+    """Presence, enum, range and pattern rules over a typed column (`bad`: already failed)."""
     if spec.required:
         missing = arr.is_null().to_numpy(zero_copy_only=False) & ~bad
         if spec.kind in (Kind.STRING, Kind.ENUM):
@@ -207,6 +218,111 @@ def check_record(spec: FieldSpec, dicts: list[dict[str, Any]], rows: np.ndarray,
             columns[child.path] = check_field(child, values, rows, rej)
 
 
+# --------------------------------------------------------------------------- fast path
+#
+# Arrow converts a list of dicts to a struct array in one C++ pass, touching each dict once,
+# which is several times faster than pulling every field out on its own. Its conversion is
+# strict for strings, booleans and records but lenient for a few JSON types (it truncates 2.5
+# into an int field, takes true as 1.0 and "ab" as a list), so those fields are re-checked
+# by Python type; a chunk that does not convert is bisected down to small pieces that go through the
+# field-by-field path above, so every reason stays exact; rules then run once per column.
+
+_GUARDED = frozenset({Kind.INT, Kind.DOUBLE, Kind.DECIMAL, Kind.STRING_LIST})
+_CHUNK = 1024  # rows converted per call: a bad row costs its chunk a bisection, not the batch
+_SMALLEST_PIECE = 64
+
+
+@cache
+def _struct_type(spec: FieldSpec) -> pa.StructType:
+    fields = []
+    for child in spec.children:
+        if child.kind is Kind.RECORD:
+            arrow_type: pa.DataType = _struct_type(child)
+        elif child.kind in _PARSED_FROM_TEXT:
+            arrow_type = pa.string()
+        else:
+            arrow_type = _TARGET[child.kind]
+        fields.append(pa.field(child.name, arrow_type))
+    return pa.struct(fields)
+
+
+def check_record_fast(spec: FieldSpec, dicts: list[dict[str, Any]], rows: np.ndarray,
+                      rej: Rejects, columns: dict[str, pa.Array]) -> None:
+    """Same contract as `check_record` (same reasons, same typed leaves), faster."""
+    struct_type = _struct_type(spec)
+    n = len(dicts)
+    converted: list[pa.StructArray] = []
+    fast: list[tuple[int, int]] = []
+    slow: list[tuple[int, int]] = []
+
+    def run(lo: int, hi: int) -> None:
+        try:
+            converted.append(pa.array(dicts[lo:hi], type=struct_type))
+            fast.append((lo, hi))
+        except _CONVERSION_ERRORS:
+            if hi - lo <= _SMALLEST_PIECE:
+                slow.append((lo, hi))
+                return
+            mid = (lo + hi) // 2
+            run(lo, mid)
+            run(mid, hi)
+
+    for lo in range(0, n, _CHUNK):
+        run(lo, min(lo + _CHUNK, n))
+    if not converted:
+        combined = pa.array([], struct_type)
+    else:
+        combined = converted[0] if len(converted) == 1 else pa.concat_arrays(converted)
+    if not slow:
+        _check_struct(spec, combined, dicts, rows, rej, columns)
+        return
+    fast_at = _positions(fast)
+    slow_at = _positions(slow)
+    fast_columns: dict[str, pa.Array] = {}
+    slow_columns: dict[str, pa.Array] = {}
+    _check_struct(spec, combined, [dicts[i] for i in fast_at], rows[fast_at], rej, fast_columns)
+    check_record(spec, [dicts[i] for i in slow_at], rows[slow_at], rej, slow_columns)
+    order = pa.array(np.argsort(np.concatenate([fast_at, slow_at]), kind="stable"))
+    for path, arr in fast_columns.items():
+        columns[path] = pa.concat_arrays([arr, slow_columns[path]]).take(order)
+
+
+def _positions(spans: list[tuple[int, int]]) -> np.ndarray:
+    if not spans:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in spans])
+
+
+def _check_struct(spec: FieldSpec, converted: pa.StructArray, dicts: list[dict[str, Any]],
+                  rows: np.ndarray, rej: Rejects, columns: dict[str, pa.Array]) -> None:
+    get = dict.get
+    for child, arr in zip(spec.children, converted.flatten(), strict=True):
+        if child.kind is Kind.RECORD:
+            if child.required:
+                rej.reject(rows[arr.is_null().to_numpy(zero_copy_only=False)], "missing_field",
+                           child.path, "required field is absent or null")
+            nested = [v if v is not None else _EMPTY
+                      for v in map(get, dicts, repeat(child.name))]
+            _check_struct(child, arr, nested, rows, rej, columns)
+            continue
+        bad = np.zeros(len(arr), dtype=bool)
+        if child.kind in _GUARDED:
+            values = list(map(get, dicts, repeat(child.name)))
+            present = set(map(type, values))
+            present.discard(type(None))
+            if not present <= _JSON_TYPES[child.kind]:
+                arr, codes = typed_column(values, child.kind)
+                bad = _reject_codes(child, codes, rows, rej)
+        elif child.kind in _PARSED_FROM_TEXT:
+            codes = np.full(len(arr), None, dtype=object)
+            text = arr
+            arr = _isolate(len(text), lambda lo, hi, t=text, k=child.kind:
+                           t.slice(lo, hi - lo).cast(_TARGET[k]),
+                           _TARGET[child.kind], codes, _PARSED_FROM_TEXT[child.kind])
+            bad = _reject_codes(child, codes, rows, rej)
+        columns[child.path] = check_rules(child, arr, bad, rows, rej)
+
+
 @dataclass
 class Validated:
     """A validated batch: per-row verdicts, typed envelope columns and the rows per contract."""
@@ -233,7 +349,7 @@ def validate(docs: list[Any], registry: ContractRegistry) -> Validated:
 
     any_contract = next(iter(registry))
     envelope: dict[str, pa.Array] = {}
-    check_record(_envelope_spec(any_contract.envelope), docs, np.arange(n), rej, envelope)
+    check_record_fast(_envelope_spec(any_contract.envelope), docs, np.arange(n), rej, envelope)
     payloads = list(map(dict.get, docs, repeat("payload")))
     pkinds = record_kinds(payloads)
     if pkinds is not None:
@@ -260,11 +376,12 @@ def validate(docs: list[Any], registry: ContractRegistry) -> Validated:
                            f"known versions: {registry.versions(event_type)}")
                 continue
             columns: dict[str, pa.Array] = {}
-            check_record(contract.payload, [payloads[i] for i in vrows], vrows, rej, columns)
+            check_record_fast(contract.payload, [payloads[i] for i in vrows], vrows, rej, columns)
             result.groups[(event_type, int(version))] = vrows
             result.columns[(event_type, int(version))] = columns
     return result
 
 
+@cache
 def _envelope_spec(fields: tuple[FieldSpec, ...]) -> FieldSpec:
     return FieldSpec(name="", path="", kind=Kind.RECORD, required=True, children=fields)

@@ -38,14 +38,36 @@ BRONZE_SCHEMA = pa.schema(
 
 def write_bronze(layout: LakeLayout, table: pa.Table, ingest_time: datetime,
                  batch_id: str) -> list[Path]:
-    """Split a batch's landed rows by event type and write one part per type."""
+    """Split a batch's landed rows by event type and write one part per type.
+
+    Rows grouped by type (as ingest hands them over) split into zero-copy slices."""
     if table.num_rows == 0:
         return []
     types = table["event_type"].combine_chunks().dictionary_encode()
     codes = types.indices.to_numpy(zero_copy_only=False)
+    names = types.dictionary.to_pylist()
     paths = []
-    for code, event_type in enumerate(types.dictionary.to_pylist()):
-        part = table.take(pa.array(np.flatnonzero(codes == code)))
+    if _runs_are_unique(codes):
+        bounds = np.flatnonzero(np.diff(codes)) + 1
+        for start, end in zip([0, *bounds.tolist()], [*bounds.tolist(), len(codes)], strict=True):
+            parts = [(names[codes[start]], table.slice(start, end - start))]
+            paths += _write_parts(layout, parts, ingest_time, batch_id)
+        return paths
+    parts = [(name, table.take(pa.array(np.flatnonzero(codes == code))))
+             for code, name in enumerate(names)]
+    return _write_parts(layout, parts, ingest_time, batch_id)
+
+
+def _runs_are_unique(codes: np.ndarray) -> bool:
+    """True when equal codes are contiguous (each type forms one run)."""
+    starts = codes[np.r_[True, codes[1:] != codes[:-1]]]
+    return len(starts) == len(np.unique(starts))
+
+
+def _write_parts(layout: LakeLayout, parts: list[tuple[str, pa.Table]], ingest_time: datetime,
+                 batch_id: str) -> list[Path]:
+    paths = []
+    for event_type, part in parts:
         path = layout.bronze_part(event_type, ingest_time, batch_id)
         write_parquet_atomic(part, path)
         paths.append(path)

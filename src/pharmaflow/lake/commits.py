@@ -38,6 +38,9 @@ class CommitLog:
                            self.layout.manifest(batch_id))
         self._committed.add(batch_id)
 
+    def manifest(self, batch_id: str) -> dict[str, Any]:
+        return orjson.loads(self.layout.manifest(batch_id).read_bytes())
+
     def manifests(self) -> list[dict[str, Any]]:
         return [orjson.loads(p.read_bytes()) for p in sorted(self.layout.manifests.glob("*.json"))]
 

@@ -133,10 +133,14 @@ def build(settings: Settings, on_node: NodeDone | None = None) -> BuildResult:
 
 
 def table_counts(path: Path, schemas: tuple[str, ...] = ("silver", "gold")) -> dict[str, int]:
-    """Rows per table in the given schemas (read-only, after the build released the file)."""
+    """Rows per table in the given schemas.
+
+    Opened with the default (read-write) configuration on purpose: dbt ran in this process and
+    its DuckDB instance may still be open, and DuckDB only shares an instance with connections
+    of the same configuration. Nothing is written."""
     if not path.exists():
         return {}
-    with duckdb.connect(str(path), read_only=True) as con:
+    with duckdb.connect(str(path)) as con:
         names = con.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_schema in (select unnest($1::varchar[])) and table_type = 'BASE TABLE' "

@@ -97,3 +97,42 @@ def test_first_failure_wins_and_details_never_echo_the_value():
 def test_timestamps_with_offsets_are_normalised_to_utc():
     v, _ = _reasons([event(event_time="2026-11-02T10:00:00-05:00")])
     assert v.envelope["event_time"][0].as_py().isoformat() == "2026-11-02T15:00:00+00:00"
+
+
+def test_fast_struct_path_agrees_with_field_by_field_checks():
+    """The struct fast path must give exactly the reasons and values of the slow path."""
+    import random
+
+    import pyarrow as pa
+
+    from pharmaflow.ingest.rejects import Rejects
+    from pharmaflow.ingest.validate import check_record, check_record_fast
+
+    rng = random.Random(1)
+    junk = [None, "x", "", 2.5, 1.0, True, -3, 10**30, [], ["a", 1], {"k": 1}, "2026-13-01"]
+    events = []
+    for _ in range(3000):
+        e = event(rng.choice(["sales.sale.completed", "pharmacy.order.placed",
+                              "logistics.shipment.created", "manufacturing.batch.status"]))
+        if rng.random() < 0.2:
+            target = e["payload"]
+            if "patient" in target and rng.random() < 0.5:
+                target = target["patient"]
+            target[rng.choice(list(target))] = rng.choice(junk)
+        events.append(e)
+    registry = default_registry()
+    for event_type in {e["event_type"] for e in events}:
+        payloads = [e["payload"] for e in events if e["event_type"] == event_type]
+        spec = registry.get(event_type).payload
+        rows = np.arange(len(payloads))
+        slow, fast = Rejects(len(rows)), Rejects(len(rows))
+        slow_cols: dict[str, pa.Array] = {}
+        fast_cols: dict[str, pa.Array] = {}
+        check_record(spec, payloads, rows, slow, slow_cols)
+        check_record_fast(spec, payloads, rows, fast, fast_cols)
+        assert not slow.ok.all(), event_type  # the mutations did break something
+        assert slow.code.tolist() == fast.code.tolist()
+        assert slow.field.tolist() == fast.field.tolist()
+        ok = pa.array(slow.ok)
+        for path, column in slow_cols.items():
+            assert column.filter(ok).equals(fast_cols[path].filter(ok)), path

@@ -1,0 +1,176 @@
+{#
+  Bronze access.
+
+  Bronze is the raw arrival log written by ingest (docs/lake-layout.md):
+    <lake_dir>/bronze/event_type=<type>/date=<YYYY-MM-DD>/hour=<HH>/part-<batch_id>.parquet
+  with the envelope columns, `event_json` (the whole event as JSON text), and provenance;
+  the views below add `payload`, the payload object of `event_json`, for the models.
+
+  `bronze(event_type)` returns something a model can select from (always alias it:
+  `from {{ bronze('pharmacy.order.placed') }} as bronze_events`):
+    * duckdb: the `bronze.<type>` view the on-run-start hook made for this run, else a subquery
+      over read_parquet(<committed files>, union_by_name=true). When no committed file matches
+      yet (small runs, a type never seen), an empty select with the same typed columns, so the
+      model still builds with zero rows.
+    * other adapters: the `bronze` source table (where bronze is loaded / an external table).
+  It also registers the `bronze` source as the model's parent, for lineage and docs.
+#}
+
+{% macro pf_lake_dir() -%}
+    {%- set lake_dir = var('lake_dir', '') -%}
+    {%- if not lake_dir -%}
+        {%- set data_dir = env_var('PHARMAFLOW_DATA_DIR', '') -%}
+        {%- if data_dir -%}
+            {%- set lake_dir = data_dir.rstrip('/') ~ '/lake' -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- if not lake_dir and execute -%}
+        {{ exceptions.raise_compiler_error(
+            "pharmaflow: var 'lake_dir' is not set (pass --vars '{lake_dir: /abs/path/to/lake}')") }}
+    {%- endif -%}
+    {{ return((lake_dir or '/lake_dir/not/set').rstrip('/')) }}
+{%- endmacro %}
+
+{% macro pf_bronze_glob(event_type) -%}
+    {{ return(pf_lake_dir() ~ '/bronze/event_type=' ~ event_type ~ '/**/*.parquet') }}
+{%- endmacro %}
+
+{# The bronze columns and their types (docs/lake-layout.md), in the dbt cross-database type names. #}
+{% macro pf_bronze_columns() -%}
+    {{ return([
+        ('event_id', dbt.type_string()),
+        ('event_type', dbt.type_string()),
+        ('event_version', dbt.type_int()),
+        ('event_time', dbt.type_timestamp()),
+        ('source_system', dbt.type_string()),
+        ('trace_id', dbt.type_string()),
+        ('key', dbt.type_string()),
+        ('event_json', dbt.type_string()),
+        ('payload', dbt.type_string()),
+        ('ingest_time', dbt.type_timestamp()),
+        ('source', dbt.type_string()),
+        ('source_uri', dbt.type_string()),
+        ('source_partition', dbt.type_int()),
+        ('source_offset', dbt.type_bigint()),
+        ('batch_id', dbt.type_string()),
+    ]) }}
+{%- endmacro %}
+
+{# A zero-row select with the bronze columns, typed. #}
+{% macro pf_empty_bronze_select() -%}
+    select
+    {%- for name, dtype in pf_bronze_columns() %}
+        cast(null as {{ dtype }}) as {{ name }}{{ ',' if not loop.last }}
+    {%- endfor %}
+    where 1 = 0
+{%- endmacro %}
+
+{% macro bronze(event_type) -%}
+    {#- lineage: the model depends on the bronze source of its event type -#}
+    {%- set src = source('bronze', pf_event_table_name(event_type)) -%}
+    {{ return(adapter.dispatch('bronze', 'pharmaflow')(event_type, src)) }}
+{%- endmacro %}
+
+{% macro default__bronze(event_type, src) -%}
+    {{ return(src) }}
+{%- endmacro %}
+
+{#
+  duckdb: the bronze view made by this run's on-run-start hook, so that every model and test of
+  one build reads the same snapshot of committed files; when the view does not exist (the hook
+  did not run, e.g. `dbt compile` on a new warehouse), the select over the files itself.
+#}
+{% macro duckdb__bronze(event_type, src) -%}
+    {%- if execute -%}
+        {%- set found = run_query(
+            "select count(*) from information_schema.tables"
+            ~ " where table_catalog = '" ~ src.database ~ "' and table_schema = '" ~ src.schema ~ "'"
+            ~ " and table_name = '" ~ src.identifier ~ "'") -%}
+        {%- if found.columns[0].values()[0] > 0 -%}
+            {{ return(src) }}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return('(\n' ~ pf_bronze_select_sql(event_type) ~ '\n)') }}
+{%- endmacro %}
+
+{#
+  duckdb, execute time: the committed Parquet files of one event type, sorted. A batch is
+  committed once its manifest <lake_dir>/_manifests/<batch_id>.json exists (docs/lake-layout.md):
+  files of uncommitted batches (crash debris) and in-flight temporary files (`.tmp-…`) are left
+  out. var('bronze_require_manifest', true) = false reads every part-*.parquet file.
+#}
+{% macro pf_bronze_files(event_type) -%}
+    {%- set lake = pf_lake_dir() | replace("'", "''") -%}
+    {%- set glob = pf_bronze_glob(event_type) | replace("'", "''") -%}
+    {%- set sql -%}
+        select file
+        from glob('{{ glob }}')
+        where regexp_matches(file, '/part-[^/]+\.parquet$')
+        {%- if var('bronze_require_manifest', true) %}
+          and regexp_extract(file, '/part-([^/]+)\.parquet$', 1) in (
+              select regexp_extract(file, '/([^/]+)\.json$', 1)
+              from glob('{{ lake }}/_manifests/*.json')
+          )
+        {%- endif %}
+        order by file
+    {%- endset -%}
+    {{ return(run_query(sql).columns[0].values() | list) }}
+{%- endmacro %}
+
+{#
+  duckdb: the select over the committed Parquet files of one event type (an explicit file list:
+  a snapshot), or the empty typed select when there are none. Nothing is read at parse time.
+#}
+{% macro pf_bronze_select_sql(event_type) -%}
+    {%- set files = pf_bronze_files(event_type) if execute else [] -%}
+    {%- if files | length > 0 -%}
+    select
+    {%- for name, dtype in pf_bronze_columns() %}
+        {%- if name in ('event_version', 'source_partition', 'source_offset') %}
+        cast({{ name }} as {{ dtype }}) as {{ name }}{{ ',' if not loop.last }}
+        {%- elif name == 'payload' %}
+        {#- bronze keeps the whole event as it arrived; models read its payload -#}
+        cast(json_extract(event_json, '$.payload') as {{ dtype }}) as payload{{ ',' if not loop.last }}
+        {%- else %}
+        {{ name }}{{ ',' if not loop.last }}
+        {%- endif %}
+    {%- endfor %}
+    from read_parquet(
+        [
+        {%- for f in files %}
+            '{{ f | replace("'", "''") }}'{{ ',' if not loop.last }}
+        {%- endfor %}
+        ],
+        union_by_name = true,
+        hive_partitioning = false
+    )
+    {%- else -%}
+    {{ pf_empty_bronze_select() }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+  on-run-start hook. duckdb: (re)create one view per event type in schema `bronze` over the
+  files committed at this moment (or empty), so the `bronze` sources exist (source tests, ad-hoc
+  queries, lineage) and the whole build reads one snapshot. Other adapters: nothing (bronze
+  tables are loaded there by ingest).
+#}
+{% macro pf_create_bronze_views() -%}
+    {{ return(adapter.dispatch('pf_create_bronze_views', 'pharmaflow')()) }}
+{%- endmacro %}
+
+{% macro default__pf_create_bronze_views() -%}
+    select 1 as noop
+{%- endmacro %}
+
+{% macro duckdb__pf_create_bronze_views() -%}
+    {%- if execute -%}
+        {%- do run_query('create schema if not exists ' ~ adapter.quote(target.database) ~ '.bronze') -%}
+        {%- for event_type in pf_event_types() -%}
+            {%- set view = api.Relation.create(database=target.database, schema='bronze',
+                                               identifier=pf_event_table_name(event_type), type='view') -%}
+            {%- do run_query('create or replace view ' ~ view ~ ' as\n' ~ pf_bronze_select_sql(event_type)) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    select 1 as noop
+{%- endmacro %}

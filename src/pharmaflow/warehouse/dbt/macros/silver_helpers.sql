@@ -1,0 +1,42 @@
+{#
+  Shared pieces of the silver models: dedupe, envelope and provenance columns.
+#}
+
+{#
+  Deduplicate bronze rows by event_id. The same event can arrive more than once (producer retry,
+  Kafka redelivery, a replayed file): keep the copy ingested first, then the lowest offset
+  (line number for files); source_uri / partition / batch only make the choice deterministic.
+#}
+{% macro pf_dedupe_events(relation) -%}
+    select *
+    from (
+        select
+            {{ relation }}.*,
+            row_number() over (
+                partition by event_id
+                order by ingest_time, source_offset, source_uri, source_partition, batch_id
+            ) as dedupe_rank
+        from {{ relation }}
+    ) ranked
+    where dedupe_rank = 1
+{%- endmacro %}
+
+{% macro pf_envelope_columns() -%}
+    event_id,
+    event_type,
+    event_version,
+    event_time,
+    source_system,
+    trace_id,
+    key,
+    ingest_time
+{%- endmacro %}
+
+{# Provenance. The ingest batch is `ingest_batch_id` (manufacturing payloads have their own batch_id). #}
+{% macro pf_provenance_columns() -%}
+    source,
+    source_uri,
+    source_partition,
+    source_offset,
+    batch_id as ingest_batch_id
+{%- endmacro %}

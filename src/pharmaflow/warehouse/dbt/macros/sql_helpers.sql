@@ -1,0 +1,61 @@
+{#
+  Small cross-database helpers. The default implementations are standard SQL (they run on
+  DuckDB and PostgreSQL); add `<adapter>__` versions where a warehouse differs (BigQuery).
+#}
+
+{# Hours from start_ts to end_ts, as a decimal number (null when either is null). #}
+{% macro pf_hours_between(start_ts, end_ts) -%}
+    {{ return(adapter.dispatch('pf_hours_between', 'pharmaflow')(start_ts, end_ts)) }}
+{%- endmacro %}
+
+{% macro default__pf_hours_between(start_ts, end_ts) -%}
+    cast(extract(epoch from ({{ end_ts }} - {{ start_ts }})) / 3600.0 as decimal(12,2))
+{%- endmacro %}
+
+{% macro duckdb__pf_hours_between(start_ts, end_ts) -%}
+    cast((epoch_us({{ end_ts }}) - epoch_us({{ start_ts }})) / 3600000000.0 as decimal(12,2))
+{%- endmacro %}
+
+{# Median (continuous) as an aggregate. #}
+{% macro pf_median(expr) -%}
+    {{ return(adapter.dispatch('pf_median', 'pharmaflow')(expr)) }}
+{%- endmacro %}
+
+{% macro default__pf_median(expr) -%}
+    percentile_cont(0.5) within group (order by {{ expr }})
+{%- endmacro %}
+
+{# a / b as a ratio with the given type, null when b is 0 or null #}
+{% macro pf_safe_ratio(numerator, denominator, dtype='decimal(6,4)') -%}
+    cast(cast({{ numerator }} as decimal(18,6)) / nullif({{ denominator }}, 0) as {{ dtype }})
+{%- endmacro %}
+
+{# count of rows where the condition holds (portable count-if; 0 when none, bigint) #}
+{% macro pf_count_if(condition) -%}
+    count(case when {{ condition }} then 1 end)
+{%- endmacro %}
+
+{# deterministic surrogate key from a list of column expressions #}
+{% macro pf_surrogate_key(columns) -%}
+    {%- set parts = [] -%}
+    {%- for c in columns -%}
+        {%- do parts.append("coalesce(cast(" ~ c ~ " as " ~ dbt.type_string() ~ "), '~null~')") -%}
+        {%- if not loop.last %}{% do parts.append("'|'") %}{% endif -%}
+    {%- endfor -%}
+    {{ dbt.hash(dbt.concat(parts)) }}
+{%- endmacro %}
+
+{#
+  One row per `partition_by`: the first row in `order_by` order (use `... desc` for the latest).
+  Portable replacement for DuckDB/BigQuery `qualify row_number() ... = 1`.
+#}
+{% macro pf_pick_one(relation, partition_by, order_by) -%}
+    select *
+    from (
+        select
+            {{ relation }}.*,
+            row_number() over (partition by {{ partition_by }} order by {{ order_by }}) as pick_rank
+        from {{ relation }}
+    ) picked
+    where pick_rank = 1
+{%- endmacro %}

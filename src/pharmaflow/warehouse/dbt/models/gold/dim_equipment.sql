@@ -1,0 +1,22 @@
+{#
+  gold.dim_equipment: one row per piece of manufacturing equipment, with the plant it belongs to.
+#}
+
+with equipment as (
+    select * from {{ ref('equipment') }}
+),
+
+facilities as (
+    select * from {{ ref('facilities') }}
+)
+
+select
+    equipment.equipment_id,
+    equipment.site_id,
+    facilities.name as site_name,
+    equipment.equipment_type,
+    equipment.name as equipment_name,
+    equipment.capacity_kg
+from equipment
+left join facilities
+    on facilities.facility_id = equipment.site_id

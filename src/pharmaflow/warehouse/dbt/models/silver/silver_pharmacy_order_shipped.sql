@@ -1,0 +1,34 @@
+{{ config(alias='pharmacy_order_shipped') }}
+{#
+  silver.pharmacy_order_shipped: one row per distinct `pharmacy.order.shipped` event.
+  The order left the pharmacy in a shipment.
+  Typed payload columns + envelope + provenance; duplicates of an event_id removed.
+#}
+
+{#- payload columns: (column, type[, json path]) -#}
+{%- set payload_columns = [
+    ('order_id', 'string'),
+    ('shipment_id', 'string'),
+    ('carrier_id', 'string')
+] -%}
+
+with bronze_events as (
+    select * from {{ bronze('pharmacy.order.shipped') }} as bronze_rows
+),
+
+deduped as (
+    {{ pf_dedupe_events('bronze_events') }}
+),
+
+parsed as (
+    select
+        deduped.*,
+        {{ pf_json_parse('payload', payload_columns) }} as p
+    from deduped
+)
+
+select
+    {{ pf_envelope_columns() }},
+    {{- pf_payload_columns('p', payload_columns) }},
+    {{ pf_provenance_columns() }}
+from parsed
