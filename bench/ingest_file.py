@@ -59,9 +59,16 @@ def make_input(path: Path, events: int) -> None:
 # --------------------------------------------------------------------------- baseline
 
 _PY = {
-    Kind.STRING: (str,), Kind.ENUM: (str,), Kind.TIMESTAMP: (str,), Kind.DATE: (str,),
-    Kind.INT: (int,), Kind.DOUBLE: (int, float), Kind.DECIMAL: (int, float),
-    Kind.BOOLEAN: (bool,), Kind.STRING_LIST: (list,), Kind.RECORD: (dict,),
+    Kind.STRING: (str,),
+    Kind.ENUM: (str,),
+    Kind.TIMESTAMP: (str,),
+    Kind.DATE: (str,),
+    Kind.INT: (int,),
+    Kind.DOUBLE: (int, float),
+    Kind.DECIMAL: (int, float),
+    Kind.BOOLEAN: (bool,),
+    Kind.STRING_LIST: (list,),
+    Kind.RECORD: (dict,),
 }
 
 
@@ -138,8 +145,18 @@ def baseline(path: Path, out: Path, registry: ContractRegistry) -> dict[str, int
                 counts["duplicates"] += 1
                 continue
             seen.add(doc["event_id"])
-            record = {k: doc.get(k) for k in ("event_id", "event_type", "event_version",
-                                              "event_time", "source_system", "trace_id", "key")}
+            record = {
+                k: doc.get(k)
+                for k in (
+                    "event_id",
+                    "event_type",
+                    "event_version",
+                    "event_time",
+                    "source_system",
+                    "trace_id",
+                    "key",
+                )
+            }
             record["payload"] = json.dumps(doc["payload"])
             record["line"] = line_no
             rows[doc["event_type"]].append(record)

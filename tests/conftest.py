@@ -15,8 +15,15 @@ from pharmaflow.simulate.simulator import SimStats, simulate
 TEST_KEYS = {"PHARMAFLOW_HMAC_KEY": "11" * 32, "PHARMAFLOW_VAULT_KEY": "22" * 32}
 
 # Small, but with every fault on at rates high enough that each kind shows up.
-FAULTY = SimConfig(seed=11, days=5, scale=0.12, duplicate_rate=0.03, late_rate=0.05,
-                   out_of_order_rate=0.05, malformed_rate=0.02)
+FAULTY = SimConfig(
+    seed=11,
+    days=5,
+    scale=0.12,
+    duplicate_rate=0.03,
+    late_rate=0.05,
+    out_of_order_rate=0.05,
+    malformed_rate=0.02,
+)
 
 
 @pytest.fixture(scope="session")

@@ -40,11 +40,12 @@ def lake_strings(root: Path) -> Iterator[str]:
 
 def warehouse_strings(path: Path) -> Iterator[str]:
     with duckdb.connect(str(path), read_only=True) as con:
-        tables = con.execute("select table_schema, table_name from information_schema.tables "
-                             "where table_schema not in ('information_schema', 'pg_catalog')"
-                             ).fetchall()
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema not in ('information_schema', 'pg_catalog')"
+        ).fetchall()
         for schema, table in tables:
-            yield from _strings(con.execute(f'select * from "{schema}"."{table}"').fetch_arrow_table())
+            yield from _strings(con.sql(f'select * from "{schema}"."{table}"').to_arrow_table())
 
 
 def leaks(texts: Iterable[str], values: set[str], names: set[str]) -> list[str]:

@@ -21,7 +21,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Where lake, vault, warehouse and logs live.")
     batch_size: int = Field(100_000, gt=0, description="Events per ingest batch (one commit each).")
     ingest_workers: int = Field(
-        default_factory=lambda: min(2, os.cpu_count() or 1), ge=0,
+        default_factory=lambda: min(2, os.cpu_count() or 1),
+        ge=0,
         description="Processes decoding and validating batches (0: in the ingest process).",
     )
     hmac_key: SecretStr | None = Field(

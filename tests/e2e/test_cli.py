@@ -11,8 +11,13 @@ from tests.conftest import env_with_keys
 
 
 def run(*args: str, data_dir) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pharmaflow", "--data-dir", str(data_dir), *args],
-                          capture_output=True, text=True, env=env_with_keys(), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pharmaflow", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        env=env_with_keys(),
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize(
@@ -39,9 +44,12 @@ def test_bad_arguments_get_one_line(tmp_path, args, expected):
 
 
 def test_bad_setting_in_the_environment_gets_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "pharmaflow", "simulate", "--days", "1"],
-                            capture_output=True, text=True, timeout=60,
-                            env=env_with_keys(PHARMAFLOW_BATCH_SIZE="many",
-                                              PHARMAFLOW_DATA_DIR=str(tmp_path)))
+    result = subprocess.run(
+        [sys.executable, "-m", "pharmaflow", "simulate", "--days", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env_with_keys(PHARMAFLOW_BATCH_SIZE="many", PHARMAFLOW_DATA_DIR=str(tmp_path)),
+    )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("pharmaflow: error: invalid setting batch_size")

@@ -21,9 +21,21 @@ DEMO_ARGS = ["--days", "5", "--scale", "0.15", "--seed", "3"]
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     data_dir = tmp_path_factory.mktemp("demo")
     result = subprocess.run(
-        [sys.executable, "-m", "pharmaflow", "--data-dir", str(data_dir), "demo", "--json",
-         *DEMO_ARGS],
-        capture_output=True, text=True, env=env_with_keys(), timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pharmaflow",
+            "--data-dir",
+            str(data_dir),
+            "demo",
+            "--json",
+            *DEMO_ARGS,
+        ],
+        capture_output=True,
+        text=True,
+        env=env_with_keys(),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return data_dir, json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -38,9 +50,15 @@ def test_demo_summary_conserves_events_and_passes_every_dbt_test(demo):
     warehouse = summary["warehouse"]
     assert warehouse["tests_failed"] == 0 and warehouse["tests_passed"] > 20
     tables = warehouse["tables"]
-    for table in ("gold.fact_order_lifecycle", "gold.fact_batch_production", "gold.dim_patient",
-                  "gold.dim_product", "gold.dim_facility", "gold.dim_equipment",
-                  "gold.daily_order_summary"):
+    for table in (
+        "gold.fact_order_lifecycle",
+        "gold.fact_batch_production",
+        "gold.dim_patient",
+        "gold.dim_product",
+        "gold.dim_facility",
+        "gold.dim_equipment",
+        "gold.daily_order_summary",
+    ):
         assert tables[table] > 0, table
     silver_total = sum(n for name, n in tables.items() if name.startswith("silver."))
     assert silver_total == events["landed"]
@@ -54,8 +72,9 @@ def test_no_raw_phi_in_lake_warehouse_or_logs(demo):
     pool = patient_pool(SimConfig(seed=int(seed), days=int(days), scale=float(scale)))
     values, names = phi_values(pool)
     assert leaks(lake_strings(data_dir / "lake"), values, names) == []
-    assert leaks(warehouse_strings(data_dir / "warehouse" / "pharmaflow.duckdb"), values,
-                 names) == []
+    assert (
+        leaks(warehouse_strings(data_dir / "warehouse" / "pharmaflow.duckdb"), values, names) == []
+    )
     logs = [p.read_text(errors="replace") for p in (data_dir).rglob("*.log")]
     assert logs and leaks(logs, values, names) == []
 
@@ -65,24 +84,35 @@ def test_sql_reads_gold_as_table_and_json(demo):
     data_dir, summary = demo
     cmd = [sys.executable, "-m", "pharmaflow", "--data-dir", str(data_dir), "sql"]
     query = "select count(*) as orders from gold.fact_order_lifecycle"
-    out = subprocess.run([*cmd, query, "--json"], capture_output=True, text=True, timeout=60,
-                         env=env_with_keys())
+    out = subprocess.run(
+        [*cmd, query, "--json"], capture_output=True, text=True, timeout=60, env=env_with_keys()
+    )
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout.strip().splitlines()[-1])
     assert rows == [{"orders": summary["warehouse"]["tables"]["gold.fact_order_lifecycle"]}]
-    table = subprocess.run([*cmd, query], capture_output=True, text=True, timeout=60,
-                           env=env_with_keys())
+    table = subprocess.run(
+        [*cmd, query], capture_output=True, text=True, timeout=60, env=env_with_keys()
+    )
     assert "orders" in table.stdout and "1 rows" in table.stdout
-    write = subprocess.run([*cmd, "drop table gold.dim_product"], capture_output=True,
-                           text=True, timeout=60, env=env_with_keys())
+    write = subprocess.run(
+        [*cmd, "drop table gold.dim_product"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env_with_keys(),
+    )
     assert write.returncode == 1 and "read-only" in write.stderr.lower()
 
 
 @pytest.mark.slow
 def test_demo_refuses_a_data_dir_it_did_not_create(tmp_path):
     (tmp_path / "precious.parquet").write_text("someone's data")
-    result = subprocess.run([sys.executable, "-m", "pharmaflow", "--data-dir", str(tmp_path),
-                             "demo", *DEMO_ARGS], capture_output=True, text=True, timeout=120,
-                            env=env_with_keys())
+    result = subprocess.run(
+        [sys.executable, "-m", "pharmaflow", "--data-dir", str(tmp_path), "demo", *DEMO_ARGS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env_with_keys(),
+    )
     assert result.returncode == 1 and "did not create" in result.stderr
     assert (tmp_path / "precious.parquet").exists()

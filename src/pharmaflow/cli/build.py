@@ -24,9 +24,11 @@ def show(result: BuildResult) -> None:
     for name, rows in result.tables.items():
         table.add_row(name, f"{rows:,}")
     console.print(table)
-    console.print(f"{result.models_built} models, {result.seeds_loaded} seeds, "
-                  f"tests: {result.tests_passed} passed, {result.tests_failed} failed "
-                  f"in {result.seconds:.1f}s")
+    console.print(
+        f"{result.models_built} models, {result.seeds_loaded} seeds, "
+        f"tests: {result.tests_passed} passed, {result.tests_failed} failed "
+        f"in {result.seconds:.1f}s"
+    )
     for failure in result.failures:
         console.print(f"[red]failed:[/red] {failure}")
 

@@ -26,8 +26,9 @@ MARKER = ".pharmaflow-demo"
 def reset_demo_dir(root: Path) -> None:
     if root.exists() and any(p.name != "logs" for p in root.iterdir()):
         if not (root / MARKER).exists():
-            raise PharmaflowError(f"{root} holds data the demo did not create; "
-                                  "pass an empty --data-dir")
+            raise PharmaflowError(
+                f"{root} holds data the demo did not create; pass an empty --data-dir"
+            )
         for child in root.iterdir():
             if child.name != "logs":
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
@@ -63,8 +64,12 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         seed: Annotated[int, typer.Option(help="Simulator seed.")] = 42,
         days: Annotated[int, typer.Option(min=1, max=366, help="Days to simulate.")] = 7,
-        scale: Annotated[float, typer.Option(min=0.001, max=1000.0, help="Volume multiplier.")] = 1.0,
-        as_json: Annotated[bool, typer.Option("--json", help="End with one JSON summary line.")] = False,
+        scale: Annotated[
+            float, typer.Option(min=0.001, max=1000.0, help="Volume multiplier.")
+        ] = 1.0,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="End with one JSON summary line.")
+        ] = False,
     ) -> None:
         """Run the whole flow end to end on embedded defaults and print a summary."""
         settings: Settings = ctx.obj
@@ -77,8 +82,10 @@ def register(app: typer.Typer) -> None:
         if not as_json:
             ingest_cli.show(ingest)
             build_cli.show(warehouse)
-            console.print(f"simulate {result['seconds']['simulate']}s · ingest "
-                          f"{result['seconds']['ingest']}s · build {result['seconds']['build']}s")
+            console.print(
+                f"simulate {result['seconds']['simulate']}s · ingest "
+                f"{result['seconds']['ingest']}s · build {result['seconds']['build']}s"
+            )
         else:
             print_json(result)
         if not (ingest.conserved and warehouse.success):

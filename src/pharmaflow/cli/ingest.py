@@ -28,8 +28,10 @@ def show(result: IngestResult) -> None:
         table.add_row(name, f"{getattr(result, name):,}")
     console.print(table)
     if result.quarantine_reasons:
-        console.print("quarantine reasons: " + ", ".join(
-            f"{k}={v:,}" for k, v in sorted(result.quarantine_reasons.items())))
+        console.print(
+            "quarantine reasons: "
+            + ", ".join(f"{k}={v:,}" for k, v in sorted(result.quarantine_reasons.items()))
+        )
     rate = result.input / result.seconds if result.seconds else 0.0
     console.print(f"{result.batches} batches in {result.seconds:.2f}s ({rate:,.0f} events/s)")
 
@@ -42,8 +44,10 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int | None, typer.Option(min=1, help="Events per batch.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
-        """Validate, deduplicate and protect events, then land them in bronze (bad ones in
-        quarantine). Re-running the same input adds nothing."""
+        """Validate, deduplicate and protect events, then land them in bronze.
+
+        Bad events go to quarantine with a reason. Re-running the same input adds nothing.
+        """
         settings: Settings = ctx.obj
         if batch_size is not None:
             settings = settings.model_copy(update={"batch_size": batch_size})

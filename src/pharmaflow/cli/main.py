@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from pydantic import ValidationError
 
@@ -30,8 +29,11 @@ def _global(
     ctx: typer.Context,
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", envvar="PHARMAFLOW_DATA_DIR",
-                     help="Where this run keeps its lake, vault, warehouse and logs."),
+        typer.Option(
+            "--data-dir",
+            envvar="PHARMAFLOW_DATA_DIR",
+            help="Where this run keeps its lake, vault, warehouse and logs.",
+        ),
     ] = None,
 ) -> None:
     settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
@@ -52,10 +54,11 @@ def main() -> None:
     """Run the CLI; user errors print one line on stderr and exit non-zero."""
     try:
         app(standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         _fail("aborted", 130)
-    except click.ClickException as exc:  # bad arguments, missing options, bad values
-        _fail(exc.format_message().replace("\n", " "), exc.exit_code)
+    except typer.TyperException as exc:  # bad arguments, missing options, bad values
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        _fail(message.replace("\n", " "), getattr(exc, "exit_code", 2))
     except PharmaflowError as exc:
         _fail(str(exc), 1)
     except ValidationError as exc:  # a bad PHARMAFLOW_* setting

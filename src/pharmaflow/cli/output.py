@@ -29,8 +29,13 @@ def print_json(obj: Any) -> None:
 @contextmanager
 def progress_bar(description: str, total: int | None = None) -> Iterator[Any]:
     """A transient Rich progress bar on stderr; yields `advance(n)`."""
-    columns = [SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-               MofNCompleteColumn(), TimeElapsedColumn()]
+    columns = [
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task(description, total=total)
 

@@ -16,8 +16,10 @@ def register(app: typer.Typer) -> None:
     @app.command("sql")
     def sql_cmd(
         ctx: typer.Context,
-        query: Annotated[str, typer.Argument(help="SQL, e.g. \"select * from gold.dim_product\".")],
-        as_json: Annotated[bool, typer.Option("--json", help="One JSON array of row objects.")] = False,
+        query: Annotated[str, typer.Argument(help='SQL, e.g. "select * from gold.dim_product".')],
+        as_json: Annotated[
+            bool, typer.Option("--json", help="One JSON array of row objects.")
+        ] = False,
     ) -> None:
         """Run a read-only query against the warehouse (silver, gold and reference schemas)."""
         settings: Settings = ctx.obj

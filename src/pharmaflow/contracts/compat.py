@@ -42,7 +42,11 @@ def _unwrap(schema: Any) -> Any:
     """`{"type": "string"}` is the same schema as `"string"`; nested dict types are unwrapped."""
     while isinstance(schema, dict) and isinstance(schema.get("type"), (dict, list)):
         schema = schema["type"]
-    if isinstance(schema, dict) and schema.get("type") in _PROMOTIONS and "logicalType" not in schema:
+    if (
+        isinstance(schema, dict)
+        and schema.get("type") in _PROMOTIONS
+        and "logicalType" not in schema
+    ):
         return schema["type"]
     return schema
 
@@ -71,12 +75,12 @@ def reader_problems(writer: Any, reader: Any, path: str = "") -> list[str]:
     if wt in _PROMOTIONS or rt in _PROMOTIONS:
         if rt not in _PROMOTIONS.get(wt, set()):
             return [f"{where}: type {wt} cannot be read as {rt}"]
-        if wt == "bytes" and _logical(writer) == "decimal":
-            if (writer.get("precision"), writer.get("scale")) != (
-                reader.get("precision"),
-                reader.get("scale"),
-            ):
-                return [f"{where}: decimal precision/scale changed"]
+        decimal = wt == "bytes" and _logical(writer) == "decimal"
+        if decimal and (writer["precision"], writer.get("scale")) != (
+            reader["precision"],
+            reader.get("scale"),
+        ):
+            return [f"{where}: decimal precision/scale changed"]
         return []
     if wt != rt:
         return [f"{where}: type {wt} cannot be read as {rt}"]

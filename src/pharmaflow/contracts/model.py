@@ -81,7 +81,7 @@ def _kind_and_required(avro_type: Any) -> tuple[Any, bool]:
     if isinstance(avro_type, list):
         branches = [t for t in avro_type if t != "null"]
         if len(branches) != 1:
-            raise ValueError(f"unsupported union {avro_type!r}: only [\"null\", T] is allowed")
+            raise ValueError(f'unsupported union {avro_type!r}: only ["null", T] is allowed')
         return branches[0], "null" not in avro_type
     return avro_type, True
 

@@ -54,8 +54,9 @@ class Analysis:
             return self.raw
         assert batch.blob is not None and self.starts is not None
         offsets = pa.py_buffer(self.starts.astype(np.int32))
-        return pa.Array.from_buffers(pa.binary(), self.size,
-                                     [None, offsets, pa.py_buffer(batch.blob)])
+        return pa.Array.from_buffers(
+            pa.binary(), self.size, [None, offsets, pa.py_buffer(batch.blob)]
+        )
 
 
 def split_lines(blob: bytes) -> tuple[list[bytes], np.ndarray, np.ndarray]:
@@ -64,16 +65,16 @@ def split_lines(blob: bytes) -> tuple[list[bytes], np.ndarray, np.ndarray]:
     lines = blob.split(b"\n")
     keep = np.fromiter(map(bool, map(bytes.strip, lines)), dtype=bool, count=len(lines))
     starts = np.zeros(len(lines) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) + 1,
-              out=starts[1:])
+    np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) + 1, out=starts[1:])
     starts = np.append(starts[:-1][keep], len(blob))
     if keep.all():
         return lines, keep, starts
     return [line for line, k in zip(lines, keep, strict=True) if k], keep, starts
 
 
-def analyse(payload: bytes | list[bytes], fmt: str, columns: tuple[str, ...],
-            registry: ContractRegistry) -> Analysis:
+def analyse(
+    payload: bytes | list[bytes], fmt: str, columns: tuple[str, ...], registry: ContractRegistry
+) -> Analysis:
     keep = starts = raw = None
     if isinstance(payload, bytes):
         records, keep, starts = split_lines(payload)
@@ -89,8 +90,16 @@ def analyse(payload: bytes | list[bytes], fmt: str, columns: tuple[str, ...],
         if fmt != "json" or (contract is not None and contract.phi_fields):
             for i in rows[ok[rows]].tolist():
                 needed[i] = validated.docs[i]
-    return Analysis(len(records), keep, starts, raw, validated.rejects, validated.envelope,
-                    validated.groups, needed)
+    return Analysis(
+        len(records),
+        keep,
+        starts,
+        raw,
+        validated.rejects,
+        validated.envelope,
+        validated.groups,
+        needed,
+    )
 
 
 _worker_registry: ContractRegistry | None = None
@@ -111,8 +120,9 @@ def _init_worker(registry: ContractRegistry) -> None:
     _worker_registry = registry
 
 
-def _analyse_in_worker(payload: bytes | list[bytes], fmt: str,
-                       columns: tuple[str, ...]) -> Analysis:
+def _analyse_in_worker(
+    payload: bytes | list[bytes], fmt: str, columns: tuple[str, ...]
+) -> Analysis:
     return analyse(payload, fmt, columns, _worker_registry or default_registry())
 
 
@@ -126,8 +136,9 @@ class Analyser:
 
     def __enter__(self) -> Analyser:
         if self.workers > 0:
-            self._pool = ProcessPoolExecutor(self.workers, initializer=_init_worker,
-                                             initargs=(self.registry,))
+            self._pool = ProcessPoolExecutor(
+                self.workers, initializer=_init_worker, initargs=(self.registry,)
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -136,8 +147,7 @@ class Analyser:
 
     def submit(self, batch: RawBatch) -> Future[Analysis]:
         if self._pool is not None:
-            return self._pool.submit(_analyse_in_worker, batch.payload, batch.format,
-                                     batch.columns)
+            return self._pool.submit(_analyse_in_worker, batch.payload, batch.format, batch.columns)
         done: Future[Analysis] = Future()
         done.set_result(analyse(batch.payload, batch.format, batch.columns, self.registry))
         return done

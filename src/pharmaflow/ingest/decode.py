@@ -42,8 +42,15 @@ def decode_json(records: Sequence[bytes]) -> list[Any]:
     return [_decode_one(r) for r in records]
 
 
-ENVELOPE_COLUMNS = ("event_id", "event_type", "event_version", "event_time", "source_system",
-                    "trace_id", "key")
+ENVELOPE_COLUMNS = (
+    "event_id",
+    "event_type",
+    "event_version",
+    "event_time",
+    "source_system",
+    "trace_id",
+    "key",
+)
 _INT = re.compile(r"^[+-]?\d+$")
 
 
@@ -75,8 +82,9 @@ _CONVERT: dict[Kind, Callable[[str], Any]] = {
 }
 
 
-def decode_csv(records: Sequence[bytes], columns: Sequence[str],
-               registry: ContractRegistry) -> list[Any]:
+def decode_csv(
+    records: Sequence[bytes], columns: Sequence[str], registry: ContractRegistry
+) -> list[Any]:
     """CSV rows (envelope columns, then one column per payload field) into event dicts.
 
     Cells are text; each is converted to its contract type here, and a value that does not
@@ -109,8 +117,9 @@ def _csv_record(raw: bytes, columns: Sequence[str], registry: ContractRegistry) 
     return envelope
 
 
-def decode(records: Sequence[bytes], fmt: str, columns: Sequence[str],
-           registry: ContractRegistry) -> list[Any]:
+def decode(
+    records: Sequence[bytes], fmt: str, columns: Sequence[str], registry: ContractRegistry
+) -> list[Any]:
     """Decode records of a batch in its source's format (`json` or `csv`)."""
     if fmt == "json":
         return decode_json(records)

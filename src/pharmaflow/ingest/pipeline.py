@@ -12,8 +12,8 @@ import gc
 import logging
 import time
 from collections import Counter, deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,12 +122,13 @@ class IngestEngine:
             _check_protectable(contract)
         self.layout = LakeLayout(settings.lake_dir)
         self.vault = PhiVault(
-            settings.vault_dir, load_key(settings.vault_key, settings.secrets_dir / "vault.key",
-                                         "vault"))
+            settings.vault_dir,
+            load_key(settings.vault_key, settings.secrets_dir / "vault.key", "vault"),
+        )
         self.tokenizer = Tokenizer(
-            load_key(settings.hmac_key, settings.secrets_dir / "hmac.key", "HMAC"))
-        self.commits = CommitLog(self.layout, [self.vault.patients_dir,
-                                               self.vault.name_tokens_dir])
+            load_key(settings.hmac_key, settings.secrets_dir / "hmac.key", "HMAC")
+        )
+        self.commits = CommitLog(self.layout, [self.vault.patients_dir, self.vault.name_tokens_dir])
 
     def run(self, sources: Iterable[Source], progress: Progress | None = None) -> IngestResult:
         started = time.perf_counter()
@@ -156,8 +157,15 @@ class IngestEngine:
         log.info("ingest done %s", orjson.dumps(result.to_dict()).decode())
         return result
 
-    def _run_source(self, source: Source, analyser: Analyser, dedupe: DedupeIndex,
-                    protector: Protector, result: IngestResult, progress: Progress | None) -> None:
+    def _run_source(
+        self,
+        source: Source,
+        analyser: Analyser,
+        dedupe: DedupeIndex,
+        protector: Protector,
+        result: IngestResult,
+        progress: Progress | None,
+    ) -> None:
         """Three stages overlap: workers analyse the next batches, this process lands the
         current one (dedupe, PHI, tables), a writer thread writes and commits the previous one.
         Batches are landed and committed strictly in source order: the first arrival of an
@@ -204,8 +212,9 @@ class IngestEngine:
                 finish(writer)
             settle()
 
-    def _prepare(self, batch: RawBatch, analysis: Analysis, dedupe: DedupeIndex,
-                 protector: Protector) -> Landing:
+    def _prepare(
+        self, batch: RawBatch, analysis: Analysis, dedupe: DedupeIndex, protector: Protector
+    ) -> Landing:
         """Dedupe, protect and build every table of one batch (CPU work, in this process)."""
         ingest_time = datetime.now(UTC).replace(tzinfo=None)
         rej = analysis.rejects
@@ -216,8 +225,9 @@ class IngestEngine:
         # Group landed rows by event type (stable: source order within a type), so the bronze
         # table splits into per-type parts by slicing rather than copying.
         type_codes = analysis.envelope["event_type"].take(pa.array(landed)).dictionary_encode()
-        landed = landed[np.argsort(type_codes.indices.to_numpy(zero_copy_only=False),
-                                   kind="stable")]
+        landed = landed[
+            np.argsort(type_codes.indices.to_numpy(zero_copy_only=False), kind="stable")
+        ]
         # Known to dedupe now, before the commit: the next batch is prepared while this one is
         # written. If the commit fails the process fails, and the index dies with it.
         dedupe.add(analysis.envelope["event_id"].take(pa.array(landed)))
@@ -227,8 +237,11 @@ class IngestEngine:
         return Landing(
             ingest_time=ingest_time,
             bronze=self._bronze_table(batch, analysis, offsets, landed, rewritten, ingest_time),
-            quarantine=(self._quarantine_table(batch, analysis, offsets, bad, ingest_time)
-                        if bad.size else None),
+            quarantine=(
+                self._quarantine_table(batch, analysis, offsets, bad, ingest_time)
+                if bad.size
+                else None
+            ),
             patients=protected.patients_table(),
             name_tokens=protected.name_tokens_table(),
             records=len(analysis),
@@ -238,7 +251,8 @@ class IngestEngine:
             quarantined=int(bad.size),
             reasons=rej.reasons(),
             landed_types=Counter(
-                analysis.envelope["event_type"].take(pa.array(landed)).to_pylist()),
+                analysis.envelope["event_type"].take(pa.array(landed)).to_pylist()
+            ),
             first_offset=int(offsets[0]) if offsets.size else batch.first_offset,
             last_offset=int(offsets[-1]) if offsets.size else batch.first_offset,
         )
@@ -251,30 +265,40 @@ class IngestEngine:
             path = self.layout.quarantine_part(when, batch.batch_id)
             write_parquet_atomic(landing.quarantine, path)
             files.append(path)
-        for table, directory in ((landing.patients, self.vault.patients_dir),
-                                 (landing.name_tokens, self.vault.name_tokens_dir)):
+        for table, directory in (
+            (landing.patients, self.vault.patients_dir),
+            (landing.name_tokens, self.vault.name_tokens_dir),
+        ):
             if table.num_rows:
                 path = directory / f"part-{batch.batch_id}.parquet"
                 write_parquet_atomic(table, path)
                 files.append(path)
-        counts = {"records": landing.records, "blank": landing.blank, "landed": landing.landed,
-                  "duplicates": landing.duplicates, "quarantined": landing.quarantined}
-        self.commits.commit(batch.batch_id, {
-            "source": batch.source,
-            "source_uri": batch.source_uri,
-            "first_offset": landing.first_offset,
-            "last_offset": landing.last_offset,
-            "ingest_time": when.isoformat(),
-            "counts": counts,
-            "quarantine_reasons": dict(landing.reasons),
-            "files": [str(_relative(p, self.settings.root)) for p in files],
-        })
-        log.info("batch %s committed %s reasons=%s", batch.batch_id, counts,
-                 dict(landing.reasons))
+        counts = {
+            "records": landing.records,
+            "blank": landing.blank,
+            "landed": landing.landed,
+            "duplicates": landing.duplicates,
+            "quarantined": landing.quarantined,
+        }
+        self.commits.commit(
+            batch.batch_id,
+            {
+                "source": batch.source,
+                "source_uri": batch.source_uri,
+                "first_offset": landing.first_offset,
+                "last_offset": landing.last_offset,
+                "ingest_time": when.isoformat(),
+                "counts": counts,
+                "quarantine_reasons": dict(landing.reasons),
+                "files": [str(_relative(p, self.settings.root)) for p in files],
+            },
+        )
+        log.info("batch %s committed %s reasons=%s", batch.batch_id, counts, dict(landing.reasons))
         return landing
 
-    def _protect(self, validated: Analysis, landed: np.ndarray, protector: Protector,
-                 raw_is_json: bool) -> tuple[ProtectedBatch, np.ndarray]:
+    def _protect(
+        self, validated: Analysis, landed: np.ndarray, protector: Protector, raw_is_json: bool
+    ) -> tuple[ProtectedBatch, np.ndarray]:
         """Rewrite landed payloads in place: patients first (they teach the name tokens that
         free-text scrubbing needs), then free text. Returns the vault rows and, per row, whether
         the event must be re-serialised (its raw bytes may not be stored as they arrived)."""
@@ -292,23 +316,31 @@ class IngestEngine:
         for contract, rows in work:
             if any(f.phi != "free_text" for f in contract.phi_fields):
                 take = pa.array(rows)
-                protector.protect_patients([validated.docs[i]["payload"] for i in rows],
-                                           env["event_id"].take(take).to_pylist(),
-                                           env["event_time"].take(take).to_pylist(), out)
+                protector.protect_patients(
+                    [validated.docs[i]["payload"] for i in rows],
+                    env["event_id"].take(take).to_pylist(),
+                    env["event_time"].take(take).to_pylist(),
+                    out,
+                )
                 rewritten[rows] = True
         for contract, rows in work:
             for spec in contract.free_text_fields():
                 changed = protector.scrub_free_text(
-                    [validated.docs[i]["payload"] for i in rows], spec.name)
+                    [validated.docs[i]["payload"] for i in rows], spec.name
+                )
                 rewritten[rows[changed]] = True
         return out, rewritten
 
     @staticmethod
-    def _provenance(batch: RawBatch, offsets: np.ndarray, rows: np.ndarray,
-                    ingest_time: datetime) -> dict[str, Any]:
+    def _provenance(
+        batch: RawBatch, offsets: np.ndarray, rows: np.ndarray, ingest_time: datetime
+    ) -> dict[str, Any]:
         n = rows.size
-        partitions = (pa.array(batch.partitions[rows], pa.int32()) if batch.partitions is not None
-                      else pa.nulls(n, pa.int32()))
+        partitions = (
+            pa.array(batch.partitions[rows], pa.int32())
+            if batch.partitions is not None
+            else pa.nulls(n, pa.int32())
+        )
         return {
             "ingest_time": pa.array(np.full(n, np.datetime64(ingest_time, "us"))),
             "source": pa.array([batch.source] * n, pa.string()),
@@ -318,19 +350,29 @@ class IngestEngine:
             "batch_id": pa.array([batch.batch_id] * n, pa.string()),
         }
 
-    def _bronze_table(self, batch: RawBatch, analysis: Analysis, offsets: np.ndarray,
-                      rows: np.ndarray, rewritten: np.ndarray, ingest_time: datetime) -> pa.Table:
+    def _bronze_table(
+        self,
+        batch: RawBatch,
+        analysis: Analysis,
+        offsets: np.ndarray,
+        rows: np.ndarray,
+        rewritten: np.ndarray,
+        ingest_time: datetime,
+    ) -> pa.Table:
         """Landed rows: typed envelope, the event as it arrived (re-serialised only where PHI
         protection changed it or the source was not JSON), and provenance."""
         env = analysis.envelope
         take = pa.array(rows, pa.int64())
-        event_json = pc.utf8_rtrim_whitespace(analysis.raw_records(batch).take(take)
-                                              .cast(pa.string()))
+        event_json = pc.utf8_rtrim_whitespace(
+            analysis.raw_records(batch).take(take).cast(pa.string())
+        )
         redo = rewritten[rows]
         if redo.any():
             docs = analysis.docs
-            fresh = [orjson.dumps(docs[i]) if r else None
-                     for i, r in zip(rows.tolist(), redo.tolist(), strict=True)]
+            fresh = [
+                orjson.dumps(docs[i]) if r else None
+                for i, r in zip(rows.tolist(), redo.tolist(), strict=True)
+            ]
             event_json = pc.if_else(pa.array(redo), pa.array(fresh, pa.string()), event_json)
         columns = {
             "event_id": env["event_id"].take(take),
@@ -345,8 +387,14 @@ class IngestEngine:
         }
         return pa.Table.from_pydict(columns, schema=BRONZE_SCHEMA)
 
-    def _quarantine_table(self, batch: RawBatch, analysis: Analysis, offsets: np.ndarray,
-                          rows: np.ndarray, ingest_time: datetime) -> pa.Table:
+    def _quarantine_table(
+        self,
+        batch: RawBatch,
+        analysis: Analysis,
+        offsets: np.ndarray,
+        rows: np.ndarray,
+        ingest_time: datetime,
+    ) -> pa.Table:
         env = analysis.envelope
         rej = analysis.rejects
         take = pa.array(rows, pa.int64())

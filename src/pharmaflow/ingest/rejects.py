@@ -20,7 +20,8 @@ class Rejects:
         self.detail = np.full(n, None, dtype=object)
 
     def reject(self, rows: np.ndarray, code: str, field: str | None, detail: str) -> None:
-        """Mark `rows` (indices or a boolean mask over all rows) as failing, unless already failed."""
+        """Mark `rows` (indices, or a boolean mask over all rows) as failing, unless already
+        failed."""
         if rows.dtype == bool:
             rows = np.flatnonzero(rows)
         if rows.size == 0:

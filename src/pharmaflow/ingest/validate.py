@@ -9,8 +9,8 @@ with Arrow compute kernels over the whole column.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
 from itertools import repeat
 from typing import Any
@@ -62,8 +62,14 @@ _EXPECTED = {
     Kind.BOOLEAN: "true or false",
     Kind.STRING_LIST: "a list of strings",
 }
-_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
-                      OverflowError, TypeError, ValueError)
+_CONVERSION_ERRORS = (
+    pa.ArrowInvalid,
+    pa.ArrowTypeError,
+    pa.ArrowNotImplementedError,
+    OverflowError,
+    TypeError,
+    ValueError,
+)
 
 
 def typed_column(values: list[Any], kind: Kind) -> tuple[pa.Array, np.ndarray]:
@@ -80,16 +86,27 @@ def typed_column(values: list[Any], kind: Kind) -> tuple[pa.Array, np.ndarray]:
         values = [None if w else v for v, w in zip(values, wrong, strict=True)]
     text_parsed = kind in _PARSED_FROM_TEXT
     build_type = pa.string() if text_parsed else _TARGET[kind]
-    arr = _isolate(n, lambda lo, hi: pa.array(values[lo:hi], type=build_type), build_type,
-                   codes, "wrong_type")
+    arr = _isolate(
+        n, lambda lo, hi: pa.array(values[lo:hi], type=build_type), build_type, codes, "wrong_type"
+    )
     if text_parsed:
-        arr = _isolate(n, lambda lo, hi: arr.slice(lo, hi - lo).cast(_TARGET[kind]),
-                       _TARGET[kind], codes, _PARSED_FROM_TEXT[kind])
+        arr = _isolate(
+            n,
+            lambda lo, hi: arr.slice(lo, hi - lo).cast(_TARGET[kind]),
+            _TARGET[kind],
+            codes,
+            _PARSED_FROM_TEXT[kind],
+        )
     return arr, codes
 
 
-def _isolate(n: int, attempt: Callable[[int, int], pa.Array], arrow_type: pa.DataType,
-             codes: np.ndarray, code: str) -> pa.Array:
+def _isolate(
+    n: int,
+    attempt: Callable[[int, int], pa.Array],
+    arrow_type: pa.DataType,
+    codes: np.ndarray,
+    code: str,
+) -> pa.Array:
     """Run `attempt` over all rows; if it fails, bisect to the failing rows, null them and mark
     them with `code`. Clean columns cost one call; k bad rows cost about k·log(n) calls."""
     chunks: list[pa.Array] = []
@@ -129,8 +146,9 @@ def _reject_codes(spec: FieldSpec, codes: np.ndarray, rows: np.ndarray, rej: Rej
     return bad
 
 
-def check_rules(spec: FieldSpec, arr: pa.Array, bad: np.ndarray, rows: np.ndarray,
-                rej: Rejects) -> pa.Array:
+def check_rules(
+    spec: FieldSpec, arr: pa.Array, bad: np.ndarray, rows: np.ndarray, rej: Rejects
+) -> pa.Array:
     """Presence, enum, range and pattern rules over a typed column (`bad`: already failed)."""
     if spec.required:
         missing = arr.is_null().to_numpy(zero_copy_only=False) & ~bad
@@ -139,8 +157,12 @@ def check_rules(spec: FieldSpec, arr: pa.Array, bad: np.ndarray, rows: np.ndarra
         rej.reject(rows[missing], "missing_field", spec.path, "required field is absent or null")
     if spec.symbols:
         unknown = pc.invert(pc.fill_null(pc.is_in(arr, value_set=pa.array(spec.symbols)), True))
-        rej.reject(rows[unknown.to_numpy(zero_copy_only=False)], "unknown_enum", spec.path,
-                   f"expected one of {', '.join(spec.symbols)}")
+        rej.reject(
+            rows[unknown.to_numpy(zero_copy_only=False)],
+            "unknown_enum",
+            spec.path,
+            f"expected one of {', '.join(spec.symbols)}",
+        )
     out_of_range = _range_violations(spec, arr)
     if out_of_range is not None:
         rej.reject(rows[out_of_range], "out_of_range", spec.path, _range_text(spec))
@@ -179,8 +201,7 @@ _EMPTY: dict[str, Any] = {}
 
 
 # JSON value types as small ints, so type checks run as numpy integer comparisons.
-_TYPE_CODES: dict[type, int] = {type(None): 0, dict: 1, str: 2, int: 3, float: 4, bool: 5,
-                                list: 6}
+_TYPE_CODES: dict[type, int] = {type(None): 0, dict: 1, str: 2, int: 3, float: 4, bool: 5, list: 6}
 _OTHER = 7
 
 
@@ -197,8 +218,13 @@ def record_kinds(values: list[Any]) -> np.ndarray | None:
     return np.where(codes == 1, 1, np.where(codes == 0, 0, 2)).astype(np.int8)
 
 
-def check_record(spec: FieldSpec, dicts: list[dict[str, Any]], rows: np.ndarray, rej: Rejects,
-                 columns: dict[str, pa.Array]) -> None:
+def check_record(
+    spec: FieldSpec,
+    dicts: list[dict[str, Any]],
+    rows: np.ndarray,
+    rej: Rejects,
+    columns: dict[str, pa.Array],
+) -> None:
     """Check every child of a record field; nested records recurse. Typed leaves go to `columns`.
 
     `dicts` holds one dict per row (an empty one where the record itself was missing)."""
@@ -210,8 +236,12 @@ def check_record(spec: FieldSpec, dicts: list[dict[str, Any]], rows: np.ndarray,
             if kinds is not None:
                 rej.reject(rows[kinds == 2], "wrong_type", child.path, "expected an object")
                 if child.required:
-                    rej.reject(rows[kinds == 0], "missing_field", child.path,
-                               "required field is absent or null")
+                    rej.reject(
+                        rows[kinds == 0],
+                        "missing_field",
+                        child.path,
+                        "required field is absent or null",
+                    )
                 values = [v if type(v) is dict else _EMPTY for v in values]
             check_record(child, values, rows, rej, columns)
         else:
@@ -246,8 +276,13 @@ def _struct_type(spec: FieldSpec) -> pa.StructType:
     return pa.struct(fields)
 
 
-def check_record_fast(spec: FieldSpec, dicts: list[dict[str, Any]], rows: np.ndarray,
-                      rej: Rejects, columns: dict[str, pa.Array]) -> None:
+def check_record_fast(
+    spec: FieldSpec,
+    dicts: list[dict[str, Any]],
+    rows: np.ndarray,
+    rej: Rejects,
+    columns: dict[str, pa.Array],
+) -> None:
     """Same contract as `check_record` (same reasons, same typed leaves), faster."""
     struct_type = _struct_type(spec)
     n = len(dicts)
@@ -293,16 +328,25 @@ def _positions(spans: list[tuple[int, int]]) -> np.ndarray:
     return np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in spans])
 
 
-def _check_struct(spec: FieldSpec, converted: pa.StructArray, dicts: list[dict[str, Any]],
-                  rows: np.ndarray, rej: Rejects, columns: dict[str, pa.Array]) -> None:
+def _check_struct(
+    spec: FieldSpec,
+    converted: pa.StructArray,
+    dicts: list[dict[str, Any]],
+    rows: np.ndarray,
+    rej: Rejects,
+    columns: dict[str, pa.Array],
+) -> None:
     get = dict.get
     for child, arr in zip(spec.children, converted.flatten(), strict=True):
         if child.kind is Kind.RECORD:
             if child.required:
-                rej.reject(rows[arr.is_null().to_numpy(zero_copy_only=False)], "missing_field",
-                           child.path, "required field is absent or null")
-            nested = [v if v is not None else _EMPTY
-                      for v in map(get, dicts, repeat(child.name))]
+                rej.reject(
+                    rows[arr.is_null().to_numpy(zero_copy_only=False)],
+                    "missing_field",
+                    child.path,
+                    "required field is absent or null",
+                )
+            nested = [v if v is not None else _EMPTY for v in map(get, dicts, repeat(child.name))]
             _check_struct(child, arr, nested, rows, rej, columns)
             continue
         bad = np.zeros(len(arr), dtype=bool)
@@ -316,9 +360,13 @@ def _check_struct(spec: FieldSpec, converted: pa.StructArray, dicts: list[dict[s
         elif child.kind in _PARSED_FROM_TEXT:
             codes = np.full(len(arr), None, dtype=object)
             text = arr
-            arr = _isolate(len(text), lambda lo, hi, t=text, k=child.kind:
-                           t.slice(lo, hi - lo).cast(_TARGET[k]),
-                           _TARGET[child.kind], codes, _PARSED_FROM_TEXT[child.kind])
+            arr = _isolate(
+                len(text),
+                lambda lo, hi, t=text, k=child.kind: t.slice(lo, hi - lo).cast(_TARGET[k]),
+                _TARGET[child.kind],
+                codes,
+                _PARSED_FROM_TEXT[child.kind],
+            )
             bad = _reject_codes(child, codes, rows, rej)
         columns[child.path] = check_rules(child, arr, bad, rows, rej)
 
@@ -372,8 +420,12 @@ def validate(docs: list[Any], registry: ContractRegistry) -> Validated:
             vrows = rows[versions[rows] == version]
             contract = registry.get(event_type, int(version))
             if contract is None:
-                rej.reject(vrows, "unknown_version", "event_version",
-                           f"known versions: {registry.versions(event_type)}")
+                rej.reject(
+                    vrows,
+                    "unknown_version",
+                    "event_version",
+                    f"known versions: {registry.versions(event_type)}",
+                )
                 continue
             columns: dict[str, pa.Array] = {}
             check_record_fast(contract.payload, [payloads[i] for i in vrows], vrows, rej, columns)

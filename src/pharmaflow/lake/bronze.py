@@ -36,8 +36,9 @@ BRONZE_SCHEMA = pa.schema(
 )
 
 
-def write_bronze(layout: LakeLayout, table: pa.Table, ingest_time: datetime,
-                 batch_id: str) -> list[Path]:
+def write_bronze(
+    layout: LakeLayout, table: pa.Table, ingest_time: datetime, batch_id: str
+) -> list[Path]:
     """Split a batch's landed rows by event type and write one part per type.
 
     Rows grouped by type (as ingest hands them over) split into zero-copy slices."""
@@ -53,8 +54,10 @@ def write_bronze(layout: LakeLayout, table: pa.Table, ingest_time: datetime,
             parts = [(names[codes[start]], table.slice(start, end - start))]
             paths += _write_parts(layout, parts, ingest_time, batch_id)
         return paths
-    parts = [(name, table.take(pa.array(np.flatnonzero(codes == code))))
-             for code, name in enumerate(names)]
+    parts = [
+        (name, table.take(pa.array(np.flatnonzero(codes == code))))
+        for code, name in enumerate(names)
+    ]
     return _write_parts(layout, parts, ingest_time, batch_id)
 
 
@@ -64,8 +67,9 @@ def _runs_are_unique(codes: np.ndarray) -> bool:
     return len(starts) == len(np.unique(starts))
 
 
-def _write_parts(layout: LakeLayout, parts: list[tuple[str, pa.Table]], ingest_time: datetime,
-                 batch_id: str) -> list[Path]:
+def _write_parts(
+    layout: LakeLayout, parts: list[tuple[str, pa.Table]], ingest_time: datetime, batch_id: str
+) -> list[Path]:
     paths = []
     for event_type, part in parts:
         path = layout.bronze_part(event_type, ingest_time, batch_id)

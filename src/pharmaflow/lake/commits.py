@@ -32,10 +32,10 @@ class CommitLog:
         return batch_id in self._committed
 
     def commit(self, batch_id: str, manifest: dict[str, Any]) -> None:
-        manifest = {**manifest, "batch_id": batch_id,
-                    "committed_at": datetime.now(UTC).isoformat()}
-        write_bytes_atomic(orjson.dumps(manifest, option=orjson.OPT_INDENT_2),
-                           self.layout.manifest(batch_id))
+        manifest = {**manifest, "batch_id": batch_id, "committed_at": datetime.now(UTC).isoformat()}
+        write_bytes_atomic(
+            orjson.dumps(manifest, option=orjson.OPT_INDENT_2), self.layout.manifest(batch_id)
+        )
         self._committed.add(batch_id)
 
     def manifest(self, batch_id: str) -> dict[str, Any]:

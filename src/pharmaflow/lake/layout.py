@@ -24,8 +24,12 @@ class LakeLayout:
         return self.root / "_manifests"
 
     def bronze_part(self, event_type: str, ingest_time: datetime, batch_id: str) -> Path:
-        return (self.bronze / f"event_type={event_type}" / _date_hour(ingest_time)
-                / f"part-{batch_id}.parquet")
+        return (
+            self.bronze
+            / f"event_type={event_type}"
+            / _date_hour(ingest_time)
+            / f"part-{batch_id}.parquet"
+        )
 
     def quarantine_part(self, ingest_time: datetime, batch_id: str) -> Path:
         return self.quarantine / _date_hour(ingest_time) / f"part-{batch_id}.parquet"

@@ -19,8 +19,9 @@ def run_query(path: Path, query: str) -> tuple[list[str], list[tuple[Any, ...]]]
     if not path.exists():
         raise PharmaflowError(f"no warehouse at {path}: run `pharmaflow build` (or demo) first")
     try:
-        with duckdb.connect(str(path), read_only=True,
-                            config={"enable_external_access": False}) as con:
+        with duckdb.connect(
+            str(path), read_only=True, config={"enable_external_access": False}
+        ) as con:
             cursor = con.execute(query)
             if cursor.description is None:
                 return [], []

@@ -59,8 +59,9 @@ def prepare_project(settings: Settings) -> Path:
     project = work / "project"
     if project.exists():
         shutil.rmtree(project)
-    shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs",
-                                                                         "__pycache__"))
+    shutil.copytree(
+        PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "__pycache__")
+    )
     if settings.reference_dir is not None:
         for name in REFERENCE_FILES:
             src = settings.reference_dir / name
@@ -87,12 +88,18 @@ def dbt_args(settings: Settings, project: Path, command: str) -> list[str]:
     work = project.parent
     return [
         command,
-        "--project-dir", str(project),
-        "--profiles-dir", str(work),
-        "--target-path", str(work / "target"),
-        "--log-path", str(work / "logs"),
-        "--vars", orjson.dumps({"lake_dir": str(settings.lake_dir)}).decode(),
-        "--threads", str(settings.dbt_threads),
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(work),
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(work / "logs"),
+        "--vars",
+        orjson.dumps({"lake_dir": str(settings.lake_dir)}).decode(),
+        "--threads",
+        str(settings.dbt_threads),
     ]
 
 
@@ -123,8 +130,9 @@ def build(settings: Settings, on_node: NodeDone | None = None) -> BuildResult:
         if status in ("fail", "error"):
             result.failures.append(f"{node_result.node.name}: {status}")
     result.tests_passed = statuses[("test", "pass")]
-    result.tests_failed = sum(n for (k, s), n in statuses.items()
-                              if k == "test" and s in ("fail", "error", "warn"))
+    result.tests_failed = sum(
+        n for (k, s), n in statuses.items() if k == "test" and s in ("fail", "error", "warn")
+    )
     result.models_built = statuses[("model", "success")]
     result.seeds_loaded = statuses[("seed", "success")]
     result.tables = table_counts(settings.warehouse_path)
@@ -147,5 +155,7 @@ def table_counts(path: Path, schemas: tuple[str, ...] = ("silver", "gold")) -> d
             "order by 1, 2",
             [list(schemas)],
         ).fetchall()
-        return {f"{s}.{t}": con.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0]
-                for s, t in names}
+        return {
+            f"{s}.{t}": con.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0]
+            for s, t in names
+        }

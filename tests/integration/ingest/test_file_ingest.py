@@ -31,15 +31,19 @@ def ingest(settings: Settings, path: Path):
 
 def lake_snapshot(root: Path) -> dict[str, str]:
     """Every committed file of the lake, with a hash of its bytes."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def lake_rows(settings: Settings) -> tuple[set[tuple], set[tuple]]:
     """Bronze and quarantine contents, without ingest times (they differ run to run)."""
     bronze = ds.dataset(settings.lake_dir / "bronze", format="parquet", partitioning=None)
-    b = bronze.to_table(columns=["event_id", "event_type", "event_time", "event_json",
-                                 "source_offset"])
+    b = bronze.to_table(
+        columns=["event_id", "event_type", "event_time", "event_json", "source_offset"]
+    )
     quarantine = ds.dataset(settings.lake_dir / "quarantine", format="parquet", partitioning=None)
     q = quarantine.to_table(columns=["source_offset", "event_id", "reason_code", "reason_field"])
     bronze_rows = set(zip(*(b[c].to_pylist() for c in b.column_names), strict=True))
@@ -58,9 +62,14 @@ def test_every_event_is_landed_counted_as_duplicate_or_quarantined(settings, fau
     assert result.input == result.landed + result.duplicates + result.quarantined
     assert dict(result.landed_by_type) == stats.by_type
     # Each malformed kind the simulator injected is recognised for what it is.
-    assert set(result.quarantine_reasons) >= {"malformed_json", "missing_field", "wrong_type",
-                                              "unknown_enum", "unknown_event_type",
-                                              "out_of_range"}
+    assert set(result.quarantine_reasons) >= {
+        "malformed_json",
+        "missing_field",
+        "wrong_type",
+        "unknown_enum",
+        "unknown_event_type",
+        "out_of_range",
+    }
     bronze, quarantine = lake_rows(settings)
     assert len(bronze) == stats.valid_unique and len(quarantine) == stats.malformed
     assert len({row[0] for row in bronze}) == len(bronze)  # event ids unique in bronze
@@ -91,8 +100,10 @@ def test_the_same_events_in_another_file_land_only_once(settings, faulty_input, 
 
 def test_csv_sales_file_goes_through_the_same_pipeline(settings, tmp_path):
     path = tmp_path / "sales.csv"
-    header = ("event_id,event_type,event_version,event_time,source_system,trace_id,key,"
-              "sale_id,pharmacy_id,ndc,quantity,unit_price,promotion_code\n")
+    header = (
+        "event_id,event_type,event_version,event_time,source_system,trace_id,key,"
+        "sale_id,pharmacy_id,ndc,quantity,unit_price,promotion_code\n"
+    )
     rows = [
         "s1,sales.sale.completed,1,2026-11-02T10:00:00Z,pos,,SAL-1,SAL-1,PH-001,00002-1433-80,2,9.99,",
         "s2,sales.sale.completed,1,2026-11-02T11:00:00Z,pos,t-2,SAL-2,SAL-2,PH-002,00002-1433-80,"
@@ -119,7 +130,7 @@ def test_no_raw_patient_identifier_reaches_the_lake_or_the_logs(settings, faulty
     values, names = phi_values(patient_pool(FAULTY))
     assert values and names
     assert leaks(lake_strings(settings.lake_dir), values, names) == []
-    log = (settings.logs_dir / "pharmaflow.log")
+    log = settings.logs_dir / "pharmaflow.log"
     texts = [log.read_text()] if log.exists() else []
     assert leaks(texts, values, names) == []
 
@@ -129,16 +140,23 @@ def test_reidentification_through_the_vault_returns_the_original(settings, fault
     engine = IngestEngine(settings)
     engine.run(open_sources(str(path), engine.registry))
     token = Tokenizer(bytes.fromhex(settings.hmac_key.get_secret_value()))
-    placed = ds.dataset(settings.lake_dir / "bronze" / "event_type=pharmacy.order.placed",
-                        format="parquet", partitioning=None).to_table(columns=["event_json"])
-    landed_keys = {orjson.loads(e)["payload"]["patient"]["patient_key"]
-                   for e in placed["event_json"].to_pylist()}
+    placed = ds.dataset(
+        settings.lake_dir / "bronze" / "event_type=pharmacy.order.placed",
+        format="parquet",
+        partitioning=None,
+    ).to_table(columns=["event_json"])
+    landed_keys = {
+        orjson.loads(e)["payload"]["patient"]["patient_key"]
+        for e in placed["event_json"].to_pylist()
+    }
     checked = 0
     for patient in patient_pool(FAULTY):
         key = token.patient_key(patient.patient_id)
         if key in landed_keys:
-            assert engine.vault.reidentify(key, requested_by="test", reason="unit test") \
+            assert (
+                engine.vault.reidentify(key, requested_by="test", reason="unit test")
                 == patient.to_payload()
+            )
             checked += 1
     assert checked > 10
 
@@ -146,9 +164,13 @@ def test_reidentification_through_the_vault_returns_the_original(settings, fault
 def _kill_during_ingest(path: Path, data_dir: Path, after_manifests: int) -> None:
     """Start `pharmaflow ingest` in a subprocess and SIGKILL it once some batches committed."""
     env = env_with_keys(PHARMAFLOW_DATA_DIR=str(data_dir), PHARMAFLOW_BATCH_SIZE="1000")
-    proc = subprocess.Popen([sys.executable, "-m", "pharmaflow", "ingest", "--source", str(path)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pharmaflow", "ingest", "--source", str(path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     manifests = data_dir / "lake" / "_manifests"
     deadline = time.monotonic() + 60
     try:

@@ -47,8 +47,9 @@ def ev(event_id, event_type, hours, key, payload, system="oms"):
     }
 
 
-def write_batch(lake: Path, batch_id: str, ingest_time: dt.datetime, events: list[dict],
-                commit: bool = True) -> None:
+def write_batch(
+    lake: Path, batch_id: str, ingest_time: dt.datetime, events: list[dict], commit: bool = True
+) -> None:
     """Write one ingest batch: one Parquet file per event type, offsets = line numbers, then
     its manifest (the commit) unless commit is false (crash debris)."""
     by_type: dict[str, list[dict]] = {}
@@ -57,12 +58,20 @@ def write_batch(lake: Path, batch_id: str, ingest_time: dt.datetime, events: lis
     for event_type, rows in by_type.items():
         cols = {name: [] for name in BRONZE_SCHEMA.names}
         for offset, e in enumerate(rows, start=1):
-            for k in ("event_id", "event_type", "event_version", "event_time", "source_system",
-                      "trace_id", "key"):
+            for k in (
+                "event_id",
+                "event_type",
+                "event_version",
+                "event_time",
+                "source_system",
+                "trace_id",
+                "key",
+            ):
                 cols[k].append(e[k])
             # bronze keeps the whole event as it arrived (event_time as an ISO string on the wire)
-            cols["event_json"].append(json.dumps(
-                {**e, "event_time": e["event_time"].isoformat() + "Z"}))
+            cols["event_json"].append(
+                json.dumps({**e, "event_time": e["event_time"].isoformat() + "Z"})
+            )
             cols["ingest_time"].append(ingest_time)
             cols["source"].append("file")
             cols["source_uri"].append(f"/replay/{batch_id}.jsonl")
@@ -70,8 +79,11 @@ def write_batch(lake: Path, batch_id: str, ingest_time: dt.datetime, events: lis
             cols["source_offset"].append(offset)
             cols["batch_id"].append(batch_id)
         part = (
-            lake / "bronze" / f"event_type={event_type}"
-            / f"date={ingest_time:%Y-%m-%d}" / f"hour={ingest_time:%H}"
+            lake
+            / "bronze"
+            / f"event_type={event_type}"
+            / f"date={ingest_time:%Y-%m-%d}"
+            / f"hour={ingest_time:%H}"
         )
         part.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table(cols, schema=BRONZE_SCHEMA), part / f"part-{batch_id}.parquet")
@@ -97,10 +109,22 @@ NDC = "00074-0554-02"
 
 
 def placed(eid, hours, order_id, pat, pharmacy="PH-001", payer="PY-001"):
-    return ev(eid, "pharmacy.order.placed", hours, order_id, {
-        "order_id": order_id, "pharmacy_id": pharmacy, "payer_id": payer, "ndc": NDC,
-        "quantity": 2, "days_supply": 28, "priority": "STANDARD", "patient": pat,
-    })
+    return ev(
+        eid,
+        "pharmacy.order.placed",
+        hours,
+        order_id,
+        {
+            "order_id": order_id,
+            "pharmacy_id": pharmacy,
+            "payer_id": payer,
+            "ndc": NDC,
+            "quantity": 2,
+            "days_supply": 28,
+            "priority": "STANDARD",
+            "patient": pat,
+        },
+    )
 
 
 def validated(eid, hours, order_id, status, copay=0):
@@ -112,8 +136,13 @@ def validated(eid, hours, order_id, status, copay=0):
 
 def batch_status(eid, hours, batch_id, status, size=100, yield_kg=None):
     payload = {
-        "batch_id": batch_id, "lot_number": "LOT-" + batch_id, "ndc": NDC, "site_id": "PL-01",
-        "equipment_id": "EQ-PL01-01", "operator_id": "OP-001", "status": status,
+        "batch_id": batch_id,
+        "lot_number": "LOT-" + batch_id,
+        "ndc": NDC,
+        "site_id": "PL-01",
+        "equipment_id": "EQ-PL01-01",
+        "operator_id": "OP-001",
+        "status": status,
         "batch_size_kg": size,
     }
     if yield_kg is not None:
@@ -122,18 +151,44 @@ def batch_status(eid, hours, batch_id, status, size=100, yield_kg=None):
 
 
 def lab(eid, hours, batch_id, outcome):
-    return ev(eid, "manufacturing.lab.result", hours, batch_id, {
-        "test_id": "T-" + eid, "batch_id": batch_id, "test_name": "ASSAY", "result": 99.1,
-        "unit": "%", "spec_min": 95, "spec_max": 105, "outcome": outcome, "analyst_id": "AN-1",
-    }, "lims")
+    return ev(
+        eid,
+        "manufacturing.lab.result",
+        hours,
+        batch_id,
+        {
+            "test_id": "T-" + eid,
+            "batch_id": batch_id,
+            "test_name": "ASSAY",
+            "result": 99.1,
+            "unit": "%",
+            "spec_min": 95,
+            "spec_max": 105,
+            "outcome": outcome,
+            "analyst_id": "AN-1",
+        },
+        "lims",
+    )
 
 
 def temperature(eid, hours, batch_id, value):
-    return ev(eid, "manufacturing.sensor.reading", hours, batch_id, {
-        "sensor_id": "S-1", "batch_id": batch_id, "equipment_id": "EQ-PL01-01",
-        "sensor_type": "TEMPERATURE", "value": value, "unit": "C", "spec_min": 20.0,
-        "spec_max": 25.0,
-    }, "scada")
+    return ev(
+        eid,
+        "manufacturing.sensor.reading",
+        hours,
+        batch_id,
+        {
+            "sensor_id": "S-1",
+            "batch_id": batch_id,
+            "equipment_id": "EQ-PL01-01",
+            "sensor_type": "TEMPERATURE",
+            "value": value,
+            "unit": "C",
+            "spec_min": 20.0,
+            "spec_max": 25.0,
+        },
+        "scada",
+    )
 
 
 def build_scenario_lake(lake: Path) -> None:
@@ -143,29 +198,69 @@ def build_scenario_lake(lake: Path) -> None:
         # Its PRIOR_AUTH_REQUIRED validation arrives late (batch 2), after the approval.
         placed("e-o1-placed", 0, "O1", patient(P1, 1957, "CA", "941")),
         validated("e-o1-approved", 30, "O1", "APPROVED", copay=25.5),
-        ev("e-o1-filled", "pharmacy.order.filled", 31, "O1", {
-            "order_id": "O1", "ndc": NDC, "lot_number": "LOT-B1", "quantity": 2,
-            "pharmacist_id": "RPH-1"}),
-        ev("e-o1-shipped", "pharmacy.order.shipped", 32, "O1", {
-            "order_id": "O1", "shipment_id": "S1", "carrier_id": "CR-UPS"}),
+        ev(
+            "e-o1-filled",
+            "pharmacy.order.filled",
+            31,
+            "O1",
+            {
+                "order_id": "O1",
+                "ndc": NDC,
+                "lot_number": "LOT-B1",
+                "quantity": 2,
+                "pharmacist_id": "RPH-1",
+            },
+        ),
+        ev(
+            "e-o1-shipped",
+            "pharmacy.order.shipped",
+            32,
+            "O1",
+            {"order_id": "O1", "shipment_id": "S1", "carrier_id": "CR-UPS"},
+        ),
         ev("e-o1-delivered", "pharmacy.order.delivered", 50, "O1", {"order_id": "O1"}),
         # O2: rejected, then cancelled
         placed("e-o2-placed", 1, "O2", patient(P2, None, "FL", "000")),
         validated("e-o2-rejected", 2, "O2", "REJECTED"),
-        ev("e-o2-cancelled", "pharmacy.order.cancelled", 3, "O2", {
-            "order_id": "O2", "reason": "Insurance rejected"}),
+        ev(
+            "e-o2-cancelled",
+            "pharmacy.order.cancelled",
+            3,
+            "O2",
+            {"order_id": "O2", "reason": "Insurance rejected"},
+        ),
         # O3: same patient as O1, placed later from a new address: dim_patient takes NY
         placed("e-o3-placed", 48, "O3", patient(P1, 1957, "NY", "100"), pharmacy="PH-002"),
         # O4: approved and filled; the fill event also comes again in batch 2 (duplicate)
         placed("e-o4-placed", 4, "O4", patient(P2, None, "FL", "000")),
         validated("e-o4-approved", 5, "O4", "APPROVED", copay="10.00"),
-        ev("e-o4-filled", "pharmacy.order.filled", 6, "O4", {
-            "order_id": "O4", "ndc": NDC, "lot_number": "LOT-B1", "quantity": 2,
-            "pharmacist_id": "RPH-2"}),
+        ev(
+            "e-o4-filled",
+            "pharmacy.order.filled",
+            6,
+            "O4",
+            {
+                "order_id": "O4",
+                "ndc": NDC,
+                "lot_number": "LOT-B1",
+                "quantity": 2,
+                "pharmacist_id": "RPH-2",
+            },
+        ),
         # O5: only a fill arrived so far (placement late): kept, has_placed_event false
-        ev("e-o5-filled", "pharmacy.order.filled", 7, "O5", {
-            "order_id": "O5", "ndc": NDC, "lot_number": "LOT-B1", "quantity": 1,
-            "pharmacist_id": "RPH-2"}),
+        ev(
+            "e-o5-filled",
+            "pharmacy.order.filled",
+            7,
+            "O5",
+            {
+                "order_id": "O5",
+                "ndc": NDC,
+                "lot_number": "LOT-B1",
+                "quantity": 1,
+                "pharmacist_id": "RPH-2",
+            },
+        ),
         # B1: completed, 95 % yield, all labs pass, temperatures in spec -> RELEASABLE
         batch_status("e-b1-q", 0, "B1", "QUEUED"),
         batch_status("e-b1-ip", 1, "B1", "IN_PROGRESS"),
@@ -183,14 +278,42 @@ def build_scenario_lake(lake: Path) -> None:
         lab("e-b3-l1", 10, "B3", "PASS"),
         lab("e-b3-l2", 10, "B3", "PASS"),
         lab("e-b3-l3", 10, "B3", "CONDITIONAL"),
-        ev("e-b3-d1", "manufacturing.deviation.opened", 4, "B3", {
-            "deviation_id": "D1", "batch_id": "B3", "severity": "MAJOR", "category": "PROCESS",
-            "description": "drift"}, "qms"),
-        ev("e-b3-d2", "manufacturing.deviation.opened", 5, "B3", {
-            "deviation_id": "D2", "batch_id": "B3", "severity": "MINOR", "category": "PROCESS",
-            "description": "label"}, "qms"),
-        ev("e-b3-d2c", "manufacturing.deviation.closed", 8, "B3", {
-            "deviation_id": "D2", "batch_id": "B3", "resolution": "relabelled"}, "qms"),
+        ev(
+            "e-b3-d1",
+            "manufacturing.deviation.opened",
+            4,
+            "B3",
+            {
+                "deviation_id": "D1",
+                "batch_id": "B3",
+                "severity": "MAJOR",
+                "category": "PROCESS",
+                "description": "drift",
+            },
+            "qms",
+        ),
+        ev(
+            "e-b3-d2",
+            "manufacturing.deviation.opened",
+            5,
+            "B3",
+            {
+                "deviation_id": "D2",
+                "batch_id": "B3",
+                "severity": "MINOR",
+                "category": "PROCESS",
+                "description": "label",
+            },
+            "qms",
+        ),
+        ev(
+            "e-b3-d2c",
+            "manufacturing.deviation.closed",
+            8,
+            "B3",
+            {"deviation_id": "D2", "batch_id": "B3", "resolution": "relabelled"},
+            "qms",
+        ),
         # B4: completed, all labs pass, 1 of 4 temperature readings out of spec -> REVIEW
         batch_status("e-b4-ip", 1, "B4", "IN_PROGRESS"),
         batch_status("e-b4-c", 9, "B4", "COMPLETED", yield_kg=101),
@@ -200,11 +323,23 @@ def build_scenario_lake(lake: Path) -> None:
         temperature("e-b4-t3", 4, "B4", 24.0),
         temperature("e-b4-t4", 5, "B4", 26.5),
         # a shipment with a promised time carrying a -05:00 offset
-        ev("e-s1-created", "logistics.shipment.created", 32, "S1", {
-            "shipment_id": "S1", "origin_facility_id": "PH-001", "order_id": "O1",
-            "carrier_id": "CR-UPS", "service_level": "EXPRESS",
-            "promised_delivery_time": "2025-03-05T14:39:55-05:00", "cold_chain": True,
-            "lot_numbers": ["LOT-B1", "LOT-B9"]}, "wms"),
+        ev(
+            "e-s1-created",
+            "logistics.shipment.created",
+            32,
+            "S1",
+            {
+                "shipment_id": "S1",
+                "origin_facility_id": "PH-001",
+                "order_id": "O1",
+                "carrier_id": "CR-UPS",
+                "service_level": "EXPRESS",
+                "promised_delivery_time": "2025-03-05T14:39:55-05:00",
+                "cold_chain": True,
+                "lot_numbers": ["LOT-B1", "LOT-B9"],
+            },
+            "wms",
+        ),
     ]
     # the same sensor reading twice in one file: the lower offset (line) is kept
     b1.append(dict(b1[-2]))
@@ -212,9 +347,19 @@ def build_scenario_lake(lake: Path) -> None:
     # batch 2 (ingested later): the late PRIOR_AUTH event and a duplicate of O4's fill
     b2 = [
         validated("e-o1-pa", 1, "O1", "PRIOR_AUTH_REQUIRED"),
-        ev("e-o4-filled", "pharmacy.order.filled", 6, "O4", {
-            "order_id": "O4", "ndc": NDC, "lot_number": "LOT-B1", "quantity": 2,
-            "pharmacist_id": "RPH-2"}),
+        ev(
+            "e-o4-filled",
+            "pharmacy.order.filled",
+            6,
+            "O4",
+            {
+                "order_id": "O4",
+                "ndc": NDC,
+                "lot_number": "LOT-B1",
+                "quantity": 2,
+                "pharmacist_id": "RPH-2",
+            },
+        ),
     ]
     write_batch(lake, "batch-0002", h(61), b2)
     # a crashed batch (files, no manifest) and a file being written: neither is read
@@ -248,12 +393,18 @@ def run_dbt_build(tmp_path: Path, lake: Path) -> Path:
         DBT_VERSION_CHECK="false",
     )
     cmd = [
-        dbt, "build",
-        "--project-dir", str(PROJECT_DIR),
-        "--profiles-dir", str(profiles),
-        "--target-path", str(tmp_path / "target"),
-        "--log-path", str(tmp_path / "logs"),
-        "--vars", json.dumps({"lake_dir": str(lake)}),
+        dbt,
+        "build",
+        "--project-dir",
+        str(PROJECT_DIR),
+        "--profiles-dir",
+        str(profiles),
+        "--target-path",
+        str(tmp_path / "target"),
+        "--log-path",
+        str(tmp_path / "logs"),
+        "--vars",
+        json.dumps({"lake_dir": str(lake)}),
     ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
@@ -283,46 +434,81 @@ def test_silver_dedupes_and_keeps_earliest_copy(scenario_db):
     assert [r[0] for r in rows] == ["e-o1-filled", "e-o4-filled", "e-o5-filled"]
     assert dict((r[0], r[1]) for r in rows)["e-o4-filled"] == "batch-0001"
     # duplicate inside one file: the lower line number is kept
-    assert one(scenario_db, "select count(*), min(source_offset) from "
-               "silver.manufacturing_sensor_reading where event_id = 'e-b4-t4'") == (1, 6)
+    assert one(
+        scenario_db,
+        "select count(*), min(source_offset) from "
+        "silver.manufacturing_sensor_reading where event_id = 'e-b4-t4'",
+    ) == (1, 6)
 
 
 def test_silver_types_and_patient_columns(scenario_db):
-    row = one(scenario_db, "select patient_key, birth_year, age_90_plus, patient_state, "
-              "patient_zip3, quantity from silver.pharmacy_order_placed where order_id = 'O2'")
+    row = one(
+        scenario_db,
+        "select patient_key, birth_year, age_90_plus, patient_state, "
+        "patient_zip3, quantity from silver.pharmacy_order_placed where order_id = 'O2'",
+    )
     assert row == (P2, None, True, "FL", "000", 2)
-    cols = {r[0]: r[1] for r in scenario_db.execute(
-        "select column_name, data_type from information_schema.columns "
-        "where table_schema = 'silver' and table_name = 'pharmacy_order_placed'").fetchall()}
-    assert not {"patient_id", "first_name", "last_name", "date_of_birth", "phone", "email",
-                "street", "city", "patient"} & set(cols)
+    cols = {
+        r[0]: r[1]
+        for r in scenario_db.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'silver' and table_name = 'pharmacy_order_placed'"
+        ).fetchall()
+    }
+    assert not {
+        "patient_id",
+        "first_name",
+        "last_name",
+        "date_of_birth",
+        "phone",
+        "email",
+        "street",
+        "city",
+        "patient",
+    } & set(cols)
     assert cols["birth_year"] == "INTEGER" and cols["age_90_plus"] == "BOOLEAN"
-    copay = dict(scenario_db.execute(
-        "select order_id, copay_amount from silver.pharmacy_order_insurance_validated "
-        "where status = 'APPROVED'").fetchall())
+    copay = dict(
+        scenario_db.execute(
+            "select order_id, copay_amount from silver.pharmacy_order_insurance_validated "
+            "where status = 'APPROVED'"
+        ).fetchall()
+    )
     assert copay == {"O1": Decimal("25.50"), "O4": Decimal("10.00")}
-    shipment = one(scenario_db, "select promised_delivery_time, cold_chain, lot_numbers "
-                   "from silver.logistics_shipment_created")
+    shipment = one(
+        scenario_db,
+        "select promised_delivery_time, cold_chain, lot_numbers "
+        "from silver.logistics_shipment_created",
+    )
     assert shipment == (dt.datetime(2025, 3, 5, 19, 39, 55), True, ["LOT-B1", "LOT-B9"])
 
 
 def test_silver_event_type_without_files_is_empty(scenario_db):
-    for table in ("sales_sale_completed", "feedback_survey_submitted",
-                  "logistics_shipment_exception"):
+    for table in (
+        "sales_sale_completed",
+        "feedback_survey_submitted",
+        "logistics_shipment_exception",
+    ):
         assert one(scenario_db, f"select count(*) from silver.{table}") == (0,)
-    cols = [r[0] for r in scenario_db.execute(
-        "select column_name from information_schema.columns where table_schema = 'silver' "
-        "and table_name = 'sales_sale_completed' order by ordinal_position").fetchall()]
+    cols = [
+        r[0]
+        for r in scenario_db.execute(
+            "select column_name from information_schema.columns where table_schema = 'silver' "
+            "and table_name = 'sales_sale_completed' order by ordinal_position"
+        ).fetchall()
+    ]
     assert cols[:2] == ["event_id", "event_type"]
     assert {"sale_id", "unit_price", "ingest_batch_id"} <= set(cols)
 
 
 def test_fact_order_lifecycle(scenario_db):
     con = scenario_db
-    cols = ("order_id, patient_key, insurance_status, insurance_validated_at, first_validated_at,"
-            " prior_auth_required, current_status, hours_to_deliver, has_placed_event, lot_number")
-    rows = {r[0]: r for r in con.execute(
-        f"select {cols} from gold.fact_order_lifecycle").fetchall()}
+    cols = (
+        "order_id, patient_key, insurance_status, insurance_validated_at, first_validated_at,"
+        " prior_auth_required, current_status, hours_to_deliver, has_placed_event, lot_number"
+    )
+    rows = {
+        r[0]: r for r in con.execute(f"select {cols} from gold.fact_order_lifecycle").fetchall()
+    }
     assert set(rows) == {"O1", "O2", "O3", "O4", "O5"}  # not O9: its batch never committed
     o1 = rows["O1"]
     assert o1[2:8] == ("APPROVED", h(30), h(1), True, "DELIVERED", Decimal("50.00"))
@@ -333,19 +519,35 @@ def test_fact_order_lifecycle(scenario_db):
 
 
 def test_dim_patient_latest_values(scenario_db):
-    row = one(scenario_db, "select birth_year, age_90_plus, state, zip3, first_order_at, "
-              "last_order_at, orders from gold.dim_patient where patient_key = ?", [P1])
+    row = one(
+        scenario_db,
+        "select birth_year, age_90_plus, state, zip3, first_order_at, "
+        "last_order_at, orders from gold.dim_patient where patient_key = ?",
+        [P1],
+    )
     assert row == (1957, False, "NY", "100", h(0), h(48), 2)
     assert one(scenario_db, "select count(*) from gold.dim_patient") == (2,)
 
 
 def test_fact_batch_production(scenario_db):
-    rows = {r[0]: r[1:] for r in scenario_db.execute(
-        "select batch_id, final_status, started_at, completed_at, yield_pct, lab_pass_rate, "
-        "temperature_compliance_pct, open_deviations, quality_flag "
-        "from gold.fact_batch_production").fetchall()}
-    assert rows["B1"] == ("COMPLETED", h(1), h(11), Decimal("95.00"), Decimal("1.0000"),
-                          Decimal("100.00"), 0, "RELEASABLE")
+    rows = {
+        r[0]: r[1:]
+        for r in scenario_db.execute(
+            "select batch_id, final_status, started_at, completed_at, yield_pct, lab_pass_rate, "
+            "temperature_compliance_pct, open_deviations, quality_flag "
+            "from gold.fact_batch_production"
+        ).fetchall()
+    }
+    assert rows["B1"] == (
+        "COMPLETED",
+        h(1),
+        h(11),
+        Decimal("95.00"),
+        Decimal("1.0000"),
+        Decimal("100.00"),
+        0,
+        "RELEASABLE",
+    )
     assert rows["B2"][0] == "FAILED" and rows["B2"][2] == h(5) and rows["B2"][-1] == "REJECTED"
     assert rows["B3"][3:] == (Decimal("90.00"), Decimal("0.6667"), None, 1, "REVIEW")
     assert rows["B4"][5:] == (Decimal("75.00"), 0, "REVIEW")
@@ -355,7 +557,8 @@ def test_daily_order_summary(scenario_db):
     rows = scenario_db.execute(
         "select order_date, orders_placed, orders_approved, orders_rejected, orders_prior_auth, "
         "orders_filled, orders_delivered, orders_cancelled, p50_hours_to_deliver "
-        "from gold.daily_order_summary order by order_date").fetchall()
+        "from gold.daily_order_summary order by order_date"
+    ).fetchall()
     assert rows == [
         (dt.date(2025, 3, 1), 3, 2, 1, 1, 2, 1, 1, Decimal("50.00")),
         (dt.date(2025, 3, 3), 1, 0, 0, 0, 0, 0, 0, None),
@@ -367,9 +570,12 @@ def test_build_with_an_empty_lake(tmp_path):
     db_path = run_dbt_build(tmp_path, lake)
     con = duckdb.connect(str(db_path), read_only=True)
     try:
-        tables = dict(con.execute(
-            "select table_schema, count(*) from information_schema.tables "
-            "where table_schema in ('silver', 'gold', 'reference') group by 1").fetchall())
+        tables = dict(
+            con.execute(
+                "select table_schema, count(*) from information_schema.tables "
+                "where table_schema in ('silver', 'gold', 'reference') group by 1"
+            ).fetchall()
+        )
         assert tables == {"silver": 18, "gold": 10, "reference": 5}
         assert one(con, "select count(*) from gold.fact_order_lifecycle") == (0,)
         assert one(con, "select count(*) from gold.dim_product") == (20,)

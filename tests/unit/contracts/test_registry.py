@@ -8,37 +8,101 @@ from pharmaflow.errors import IncompatibleSchemaError
 
 # CONTRACTS.md: the fields outside tools rely on, per event type.
 REQUIRED_PAYLOAD_FIELDS = {
-    "pharmacy.order.placed": {"order_id", "pharmacy_id", "payer_id", "ndc", "quantity",
-                              "days_supply", "priority", "patient"},
+    "pharmacy.order.placed": {
+        "order_id",
+        "pharmacy_id",
+        "payer_id",
+        "ndc",
+        "quantity",
+        "days_supply",
+        "priority",
+        "patient",
+    },
     "pharmacy.order.insurance_validated": {"order_id", "status", "copay_amount", "reject_code"},
     "pharmacy.order.filled": {"order_id", "ndc", "lot_number", "quantity", "pharmacist_id"},
     "pharmacy.order.shipped": {"order_id", "shipment_id", "carrier_id"},
     "pharmacy.order.delivered": {"order_id"},
     "pharmacy.order.cancelled": {"order_id", "reason"},
-    "manufacturing.batch.status": {"batch_id", "lot_number", "ndc", "site_id", "equipment_id",
-                                   "operator_id", "status", "batch_size_kg", "actual_yield_kg"},
-    "manufacturing.sensor.reading": {"sensor_id", "batch_id", "equipment_id", "sensor_type",
-                                     "value", "unit", "spec_min", "spec_max"},
-    "manufacturing.lab.result": {"test_id", "batch_id", "test_name", "result", "unit",
-                                 "spec_min", "spec_max", "outcome", "analyst_id"},
-    "manufacturing.deviation.opened": {"deviation_id", "batch_id", "severity", "category",
-                                       "description"},
+    "manufacturing.batch.status": {
+        "batch_id",
+        "lot_number",
+        "ndc",
+        "site_id",
+        "equipment_id",
+        "operator_id",
+        "status",
+        "batch_size_kg",
+        "actual_yield_kg",
+    },
+    "manufacturing.sensor.reading": {
+        "sensor_id",
+        "batch_id",
+        "equipment_id",
+        "sensor_type",
+        "value",
+        "unit",
+        "spec_min",
+        "spec_max",
+    },
+    "manufacturing.lab.result": {
+        "test_id",
+        "batch_id",
+        "test_name",
+        "result",
+        "unit",
+        "spec_min",
+        "spec_max",
+        "outcome",
+        "analyst_id",
+    },
+    "manufacturing.deviation.opened": {
+        "deviation_id",
+        "batch_id",
+        "severity",
+        "category",
+        "description",
+    },
     "manufacturing.deviation.closed": {"deviation_id", "batch_id", "capa_id", "resolution"},
-    "logistics.shipment.created": {"shipment_id", "origin_facility_id",
-                                   "destination_facility_id", "order_id", "carrier_id",
-                                   "service_level", "promised_delivery_time", "cold_chain",
-                                   "lot_numbers"},
+    "logistics.shipment.created": {
+        "shipment_id",
+        "origin_facility_id",
+        "destination_facility_id",
+        "order_id",
+        "carrier_id",
+        "service_level",
+        "promised_delivery_time",
+        "cold_chain",
+        "lot_numbers",
+    },
     "logistics.shipment.scanned": {"shipment_id", "status", "facility_id"},
     "logistics.shipment.delivered": {"shipment_id"},
     "logistics.shipment.exception": {"shipment_id", "exception_code", "detail"},
-    "logistics.temperature.reading": {"shipment_id", "logger_id", "celsius", "spec_min",
-                                      "spec_max"},
+    "logistics.temperature.reading": {
+        "shipment_id",
+        "logger_id",
+        "celsius",
+        "spec_min",
+        "spec_max",
+    },
     "feedback.survey.submitted": {"survey_id", "order_id", "rating", "nps", "comment"},
-    "sales.sale.completed": {"sale_id", "pharmacy_id", "ndc", "quantity", "unit_price",
-                             "promotion_code"},
+    "sales.sale.completed": {
+        "sale_id",
+        "pharmacy_id",
+        "ndc",
+        "quantity",
+        "unit_price",
+        "promotion_code",
+    },
 }
-ENVELOPE = {"event_id", "event_type", "event_version", "event_time", "source_system",
-            "trace_id", "key"}
+ENVELOPE = {
+    "event_id",
+    "event_type",
+    "event_version",
+    "event_time",
+    "source_system",
+    "trace_id",
+    "key",
+}
 
 
 def test_every_contract_event_type_is_registered_with_its_fields():
@@ -76,8 +140,9 @@ def _v2(schema):
 def test_adding_an_optional_field_is_accepted_as_v2():
     registry = ContractRegistry().load_dir()
     new = _v2(_schema())
-    _payload_fields(new).append({"name": "store_channel", "type": ["null", "string"],
-                                 "default": None})
+    _payload_fields(new).append(
+        {"name": "store_channel", "type": ["null", "string"], "default": None}
+    )
     contract = registry.register(new)
     assert registry.versions("sales.sale.completed") == [1, 2]
     assert "store_channel" in {f.name for f in contract.payload.children}

@@ -1,4 +1,5 @@
 import io
+import itertools
 import random
 
 import pytest
@@ -12,8 +13,10 @@ from pharmaflow.ingest.sources import files, open_sources
 def test_line_runs_match_a_naive_split_whatever_the_block_size(seed, monkeypatch):
     rng = random.Random(seed)
     for _ in range(60):
-        lines = [rng.choice([b"", b"x", b"abc", b"\r", b"  ", b'{"a":1}'])
-                 for _ in range(rng.randint(0, 40))]
+        lines = [
+            rng.choice([b"", b"x", b"abc", b"\r", b"  ", b'{"a":1}'])
+            for _ in range(rng.randint(0, 40))
+        ]
         data = b"\n".join(lines) + (b"\n" if rng.random() < 0.5 else b"")
         monkeypatch.setattr(files, "_BLOCK", rng.randint(1, 16))
         batch_size = rng.randint(1, 7)
@@ -34,8 +37,10 @@ def test_blank_lines_are_dropped_but_keep_their_numbers(tmp_path):
     assert records == [b'{"a":1}', b'{"a":2}']
     assert batch.kept_offsets(keep).tolist() == [1, 4]
     # each kept record's bytes run to the next kept line (blank lines ride along)
-    assert [batch.blob[a:b] for a, b in zip(starts[:-1], starts[1:])] == [
-        b'{"a":1}\n\n  \r\n', b'{"a":2}']
+    assert [batch.blob[a:b] for a, b in itertools.pairwise(starts)] == [
+        b'{"a":1}\n\n  \r\n',
+        b'{"a":2}',
+    ]
 
 
 def test_same_bytes_give_the_same_batch_ids(tmp_path):

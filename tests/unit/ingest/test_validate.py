@@ -15,9 +15,14 @@ def _reasons(events):
 
 
 def test_valid_events_of_several_types_pass():
-    types = ["pharmacy.order.placed", "sales.sale.completed", "manufacturing.batch.status",
-             "logistics.shipment.created", "feedback.survey.submitted",
-             "pharmacy.order.insurance_validated"]
+    types = [
+        "pharmacy.order.placed",
+        "sales.sale.completed",
+        "manufacturing.batch.status",
+        "logistics.shipment.created",
+        "feedback.survey.submitted",
+        "pharmacy.order.insurance_validated",
+    ]
     v, reasons = _reasons([event(t) for t in types])
     assert v.rejects.ok.all(), reasons
     assert {k[0] for k in v.groups} == set(types)
@@ -42,16 +47,27 @@ def test_valid_events_of_several_types_pass():
         (event(payload__unit_price=0), "out_of_range", "payload.unit_price"),
         (event(payload__unit_price=True), "wrong_type", "payload.unit_price"),
         (event(payload__ndc="2-1433-80"), "invalid_format", "payload.ndc"),
-        (event("manufacturing.batch.status", payload__status="TELEPORTED"), "unknown_enum",
-         "payload.status"),
-        (event("logistics.shipment.created", payload__lot_numbers="LOT-1"), "wrong_type",
-         "payload.lot_numbers"),
-        (event("logistics.shipment.created", payload__cold_chain="yes"), "wrong_type",
-         "payload.cold_chain"),
-        (event("feedback.survey.submitted", payload__rating=9), "out_of_range",
-         "payload.rating"),
-        (event("pharmacy.order.placed", payload__patient="Zuleika"), "wrong_type",
-         "payload.patient"),
+        (
+            event("manufacturing.batch.status", payload__status="TELEPORTED"),
+            "unknown_enum",
+            "payload.status",
+        ),
+        (
+            event("logistics.shipment.created", payload__lot_numbers="LOT-1"),
+            "wrong_type",
+            "payload.lot_numbers",
+        ),
+        (
+            event("logistics.shipment.created", payload__cold_chain="yes"),
+            "wrong_type",
+            "payload.cold_chain",
+        ),
+        (event("feedback.survey.submitted", payload__rating=9), "out_of_range", "payload.rating"),
+        (
+            event("pharmacy.order.placed", payload__patient="Zuleika"),
+            "wrong_type",
+            "payload.patient",
+        ),
     ],
 )
 def test_each_kind_of_bad_event_gets_its_reason(bad, code, field):
@@ -112,8 +128,16 @@ def test_fast_struct_path_agrees_with_field_by_field_checks():
     junk = [None, "x", "", 2.5, 1.0, True, -3, 10**30, [], ["a", 1], {"k": 1}, "2026-13-01"]
     events = []
     for _ in range(3000):
-        e = event(rng.choice(["sales.sale.completed", "pharmacy.order.placed",
-                              "logistics.shipment.created", "manufacturing.batch.status"]))
+        e = event(
+            rng.choice(
+                [
+                    "sales.sale.completed",
+                    "pharmacy.order.placed",
+                    "logistics.shipment.created",
+                    "manufacturing.batch.status",
+                ]
+            )
+        )
         if rng.random() < 0.2:
             target = e["payload"]
             if "patient" in target and rng.random() < 0.5:

@@ -37,4 +37,5 @@ def test_partitions_are_by_ingest_date_and_hour(tmp_path):
     layout = LakeLayout(tmp_path)
     path = layout.bronze_part("pharmacy.order.placed", WHEN, "b1")
     assert path.relative_to(tmp_path).as_posix() == (
-        "bronze/event_type=pharmacy.order.placed/date=2026-11-02/hour=10/part-b1.parquet")
+        "bronze/event_type=pharmacy.order.placed/date=2026-11-02/hour=10/part-b1.parquet"
+    )

@@ -22,7 +22,25 @@ from pharmaflow.ingest.phi.vault import NAME_TOKENS_SCHEMA, PATIENTS_SCHEMA, Sea
 
 # 3-digit ZIP areas with 20,000 people or fewer (HHS Safe Harbor guidance): reported as 000.
 RESTRICTED_ZIP3 = frozenset(
-    ["036", "059", "063", "102", "203", "556", "692", "790", "821", "823", "830", "831", "878", "879", "884", "890", "893"]
+    [
+        "036",
+        "059",
+        "063",
+        "102",
+        "203",
+        "556",
+        "692",
+        "790",
+        "821",
+        "823",
+        "830",
+        "831",
+        "878",
+        "879",
+        "884",
+        "890",
+        "893",
+    ]
 )
 _NAME_PARTS = re.compile(r"[\s'\u2019-]+")
 
@@ -53,14 +71,20 @@ class ProtectedBatch:
 
 
 class Protector:
-    def __init__(self, tokenizer: Tokenizer, sealer: Sealer,
-                 name_tokens: dict[str, frozenset[str]]) -> None:
+    def __init__(
+        self, tokenizer: Tokenizer, sealer: Sealer, name_tokens: dict[str, frozenset[str]]
+    ) -> None:
         self.tokenizer = tokenizer
         self.sealer = sealer
         self.name_tokens = name_tokens
 
-    def protect_patients(self, payloads: list[dict[str, Any]], event_ids: list[str],
-                         event_times: list[datetime], out: ProtectedBatch) -> None:
+    def protect_patients(
+        self,
+        payloads: list[dict[str, Any]],
+        event_ids: list[str],
+        event_times: list[datetime],
+        out: ProtectedBatch,
+    ) -> None:
         """Replace each payload's `patient` in place; seal the original; learn its name tokens."""
         tok = self.tokenizer
         for payload, event_id, when in zip(payloads, event_ids, event_times, strict=True):
@@ -79,15 +103,22 @@ class Protector:
                 "zip3": generalise_zip(address.get("zip")),
             }
             order_id = payload["order_id"]
-            out.patients.append({
-                "patient_key": key,
-                "order_id": order_id,
-                "event_id": event_id,
-                "event_time": when.replace(tzinfo=None),
-                "sealed": self.sealer.seal(orjson.dumps(patient), key.encode()),
-            })
-            words = {w for n in (patient.get("first_name"), patient.get("last_name")) if n
-                     for w in _NAME_PARTS.split(n) if w}
+            out.patients.append(
+                {
+                    "patient_key": key,
+                    "order_id": order_id,
+                    "event_id": event_id,
+                    "event_time": when.replace(tzinfo=None),
+                    "sealed": self.sealer.seal(orjson.dumps(patient), key.encode()),
+                }
+            )
+            words = {
+                w
+                for n in (patient.get("first_name"), patient.get("last_name"))
+                if n
+                for w in _NAME_PARTS.split(n)
+                if w
+            }
             tokens = frozenset(tok.name_token(w) for w in words)
             self.name_tokens[order_id] = self.name_tokens.get(order_id, frozenset()) | tokens
             out.name_tokens.extend({"order_id": order_id, "name_token": t} for t in tokens)
@@ -99,8 +130,11 @@ class Protector:
         names = [self.name_tokens.get(p.get("order_id") or "", frozenset()) for p in payloads]
         if any(names):
             scrubbed = scrub_names(scrubbed, names, self.tokenizer.name_token)
-        changed = np.fromiter((a != b for a, b in zip(originals, scrubbed, strict=True)),
-                              dtype=bool, count=len(originals))
+        changed = np.fromiter(
+            (a != b for a, b in zip(originals, scrubbed, strict=True)),
+            dtype=bool,
+            count=len(originals),
+        )
         for i in np.flatnonzero(changed):
             payloads[i][field_name] = scrubbed[i]
         return changed

@@ -30,8 +30,9 @@ def scrub_patterns(texts: pa.Array) -> pa.Array:
     return texts
 
 
-def scrub_names(texts: Sequence[str | None], names: Sequence[frozenset[str]],
-                token: Callable[[str], str]) -> list[str | None]:
+def scrub_names(
+    texts: Sequence[str | None], names: Sequence[frozenset[str]], token: Callable[[str], str]
+) -> list[str | None]:
     """Replace each word whose token is in that row's name tokens with `[NAME]`."""
     out: list[str | None] = []
     for text, tokens in zip(texts, names, strict=True):

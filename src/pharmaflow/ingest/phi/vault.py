@@ -72,8 +72,9 @@ class PhiVault:
             return {}
         table = ds.dataset(self.name_tokens_dir, format="parquet").to_table()
         out: dict[str, set[str]] = {}
-        for order_id, token in zip(table["order_id"].to_pylist(), table["name_token"].to_pylist(),
-                                   strict=True):
+        for order_id, token in zip(
+            table["order_id"].to_pylist(), table["name_token"].to_pylist(), strict=True
+        ):
             out.setdefault(order_id, set()).add(token)
         return {k: frozenset(v) for k, v in out.items()}
 

@@ -19,8 +19,11 @@ def open_sources(spec: str, registry: ContractRegistry) -> list[Source]:
         raise PharmaflowError(f"source scheme {scheme}:// is not supported yet (files only)")
     path = Path(spec).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.iterdir()
-                       if p.is_file() and (p.suffix in JSON_SUFFIXES or p.suffix == ".csv"))
+        files = sorted(
+            p
+            for p in path.iterdir()
+            if p.is_file() and (p.suffix in JSON_SUFFIXES or p.suffix == ".csv")
+        )
         if not files:
             raise PharmaflowError(f"no .jsonl or .csv files in {path}")
         return [_file_source(p, registry) for p in files]

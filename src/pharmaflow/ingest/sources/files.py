@@ -18,6 +18,7 @@ import numpy as np
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.sources.base import RawBatch
 
+
 def fingerprint(blob: bytes) -> str:
     """Content identity of a run of lines: CRC-32 of every byte (fast, C, and any change in the
     middle flips it), a keyed-free BLAKE2 of the head and tail, and the length. Two different

@@ -26,12 +26,23 @@ def test_patient_becomes_a_pseudonymous_profile():
     assert payload["patient"]["zip3"] == "011"
     assert payload["patient"]["state"] == "MA"
     text = orjson.dumps(payload).decode()
-    for value in ("MRN00123456", "Zuleika", "Okonkwo", "1950-05-02", "555-0134", "example.com",
-                  "Quillfeather", "Springfield", "01103"):
+    for value in (
+        "MRN00123456",
+        "Zuleika",
+        "Okonkwo",
+        "1950-05-02",
+        "555-0134",
+        "example.com",
+        "Quillfeather",
+        "Springfield",
+        "01103",
+    ):
         assert value not in text
     sealed = out.patients[0]["sealed"]
-    assert orjson.loads(Sealer(KEY).open(sealed, payload["patient"]["patient_key"].encode())) \
+    assert (
+        orjson.loads(Sealer(KEY).open(sealed, payload["patient"]["patient_key"].encode()))
         == PATIENT
+    )
 
 
 def test_over_89_is_reported_as_90_plus_without_a_birth_year():
@@ -42,7 +53,9 @@ def test_over_89_is_reported_as_90_plus_without_a_birth_year():
     assert age_at(date(1936, 11, 3), datetime(2026, 11, 2)) == 89
     assert _protect({**PATIENT, "date_of_birth": "1936-11-03"})[1]["patient"]["age_90_plus"]
     assert _protect({**PATIENT, "date_of_birth": "1937-01-01"})[1]["patient"] == {
-        **_protect(PATIENT)[1]["patient"], "birth_year": 1937}
+        **_protect(PATIENT)[1]["patient"],
+        "birth_year": 1937,
+    }
 
 
 def test_sparse_zip_areas_become_000():
@@ -55,8 +68,10 @@ def test_sparse_zip_areas_become_000():
 def test_name_tokens_feed_free_text_scrubbing_for_that_order():
     protector, _, out = _protect(PATIENT)
     assert {r["order_id"] for r in out.name_tokens} == {"ORD-9"}
-    payloads = [{"order_id": "ORD-9", "comment": "Zuleika Okonkwo, call 415-555-0134"},
-                {"order_id": "ORD-other", "comment": "Zuleika again"}]
+    payloads = [
+        {"order_id": "ORD-9", "comment": "Zuleika Okonkwo, call 415-555-0134"},
+        {"order_id": "ORD-other", "comment": "Zuleika again"},
+    ]
     protector.scrub_free_text(payloads, "comment")
     assert payloads[0]["comment"] == "[NAME] [NAME], call [PHONE]"
     assert payloads[1]["comment"] == "Zuleika again"  # another order's patient: not this name

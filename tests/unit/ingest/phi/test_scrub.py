@@ -7,13 +7,15 @@ TOK = Tokenizer(b"k" * 32)
 
 
 def test_patterns_remove_emails_phones_ssn_and_mrn():
-    texts = pa.array([
-        "mail me at zuleika.okonkwo@example.com or call (415) 555-0134",
-        "my number is 415.555.0199, SSN 123-45-6789, chart MRN00123456",
-        "+1 415 555 0100 anytime",
-        "Lot LOT-2611-0001 arrived, 3 boxes",
-        None,
-    ])
+    texts = pa.array(
+        [
+            "mail me at zuleika.okonkwo@example.com or call (415) 555-0134",
+            "my number is 415.555.0199, SSN 123-45-6789, chart MRN00123456",
+            "+1 415 555 0100 anytime",
+            "Lot LOT-2611-0001 arrived, 3 boxes",
+            None,
+        ]
+    )
     out = scrub_patterns(texts).to_pylist()
     assert out[0] == "mail me at [EMAIL] or call [PHONE]"
     assert out[1] == "my number is [PHONE], SSN [SSN], chart [MRN]"
@@ -24,8 +26,11 @@ def test_patterns_remove_emails_phones_ssn_and_mrn():
 
 def test_the_patients_own_name_is_removed_by_token_case_insensitively():
     tokens = frozenset({TOK.name_token("Zuleika"), TOK.name_token("Okonkwo")})
-    out = scrub_names(["Thanks, ZULEIKA okonkwo's pharmacist was kind", "Zuleika here", None],
-                      [tokens, frozenset(), tokens], TOK.name_token)
+    out = scrub_names(
+        ["Thanks, ZULEIKA okonkwo's pharmacist was kind", "Zuleika here", None],
+        [tokens, frozenset(), tokens],
+        TOK.name_token,
+    )
     assert out == ["Thanks, [NAME] [NAME] pharmacist was kind", "Zuleika here", None]
 
 

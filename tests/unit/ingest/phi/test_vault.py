@@ -8,10 +8,17 @@ from tests.unit.ingest.phi.test_protect import KEY, _protect
 
 
 def _vault_with_one_patient(tmp_path):
-    _, payload, out = _protect({"patient_id": "MRN1", "first_name": "Ann", "last_name": "Bee",
-                                "date_of_birth": "1980-01-01", "phone": "x", "email": "y",
-                                "address": {"street": "s", "city": "c", "state": "MA",
-                                            "zip": "02110"}})
+    _, payload, out = _protect(
+        {
+            "patient_id": "MRN1",
+            "first_name": "Ann",
+            "last_name": "Bee",
+            "date_of_birth": "1980-01-01",
+            "phone": "x",
+            "email": "y",
+            "address": {"street": "s", "city": "c", "state": "MA", "zip": "02110"},
+        }
+    )
     vault = PhiVault(tmp_path / "vault", KEY)
     write_parquet_atomic(out.patients_table(), vault.patients_dir / "part-b1.parquet")
     return vault, payload["patient"]["patient_key"]
