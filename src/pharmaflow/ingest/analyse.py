@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from pharmaflow.contracts.model import Contract, FieldSpec, Kind
 from pharmaflow.contracts.registry import ContractRegistry, default_registry
 from pharmaflow.ingest.decode import decode
 from pharmaflow.ingest.rejects import Rejects
@@ -43,6 +44,7 @@ class Analysis:
     envelope: dict[str, pa.Array]
     groups: dict[tuple[str, int], np.ndarray]
     docs: dict[int, dict[str, Any]]  # valid rows the landing process must re-serialise
+    stripped: np.ndarray  # valid rows that carried undeclared fields (now removed)
 
     def __len__(self) -> int:
         return self.size
@@ -85,11 +87,18 @@ def analyse(
     validated = validate(docs, registry)
     ok = validated.rejects.ok
     needed: dict[int, dict[str, Any]] = {}
+    stripped: list[np.ndarray] = []
     for (event_type, version), rows in validated.groups.items():
         contract = registry.get(event_type, version)
-        if fmt != "json" or (contract is not None and contract.phi_fields):
-            for i in rows[ok[rows]].tolist():
-                needed[i] = validated.docs[i]
+        assert contract is not None
+        valid = rows[ok[rows]]
+        valid_docs = [validated.docs[i] for i in valid.tolist()]
+        changed = strip_undeclared(contract.payload, [d["payload"] for d in valid_docs])
+        changed |= _strip_keys(valid_docs, _envelope_keys(contract))
+        stripped.append(valid[changed])
+        rewrite = valid if fmt != "json" or contract.phi_fields else valid[changed]
+        for i in rewrite.tolist():
+            needed[i] = validated.docs[i]
     return Analysis(
         len(records),
         keep,
@@ -99,7 +108,44 @@ def analyse(
         validated.envelope,
         validated.groups,
         needed,
+        np.concatenate(stripped) if stripped else np.zeros(0, dtype=np.int64),
     )
+
+
+def _envelope_keys(contract: Contract) -> frozenset[str]:
+    return frozenset([*(f.name for f in contract.envelope), "payload"])
+
+
+def _strip_keys(dicts: list[dict[str, Any]], known: frozenset[str]) -> np.ndarray:
+    """Delete keys outside `known` (in place); True where a dict lost one."""
+    changed = np.zeros(len(dicts), dtype=bool)
+    if not dicts or set().union(*map(dict.keys, dicts)) <= known:  # one C-level pass
+        return changed
+    for i, d in enumerate(dicts):
+        extra = d.keys() - known
+        if extra:
+            for key in extra:
+                del d[key]
+            changed[i] = True
+    return changed
+
+
+def strip_undeclared(spec: FieldSpec, dicts: list[dict[str, Any]]) -> np.ndarray:
+    """Drop fields the contract does not declare, at every level (in place).
+
+    Producers may add fields ahead of the contract (Avro readers ignore them too), but an
+    undeclared field is one nobody has classified for PHI, so it is not stored. Returns True
+    where a record lost a field (that event must be re-serialised, not stored raw)."""
+    changed = _strip_keys(dicts, frozenset(c.name for c in spec.children))
+    for child in spec.children:
+        if child.kind is Kind.RECORD:
+            nested = [
+                (i, d[child.name]) for i, d in enumerate(dicts) if type(d.get(child.name)) is dict
+            ]
+            if nested:
+                at = np.array([i for i, _ in nested])
+                changed[at] |= strip_undeclared(child, [d for _, d in nested])
+    return changed
 
 
 _worker_registry: ContractRegistry | None = None

@@ -54,6 +54,7 @@ class IngestResult:
     quarantined: int = 0
     replayed: int = 0
     blank_lines: int = 0
+    undeclared_stripped: int = 0
     batches: int = 0
     recovered_files: int = 0
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
@@ -86,6 +87,7 @@ class Landing:
     landed: int
     duplicates: int
     quarantined: int
+    undeclared_stripped: int
     reasons: Counter[str]
     landed_types: Counter[str]
     first_offset: int
@@ -98,6 +100,7 @@ class Landing:
         result.landed += self.landed
         result.duplicates += self.duplicates
         result.quarantined += self.quarantined
+        result.undeclared_stripped += self.undeclared_stripped
         result.quarantine_reasons.update(self.reasons)
         result.landed_by_type.update(self.landed_types)
 
@@ -249,6 +252,7 @@ class IngestEngine:
             landed=int(landed.size),
             duplicates=int(ok_rows.size - landed.size),
             quarantined=int(bad.size),
+            undeclared_stripped=int(np.isin(analysis.stripped, landed).sum()),
             reasons=rej.reasons(),
             landed_types=Counter(
                 analysis.envelope["event_type"].take(pa.array(landed)).to_pylist()
@@ -274,6 +278,7 @@ class IngestEngine:
                 write_parquet_atomic(table, path)
                 files.append(path)
         counts = {
+            "undeclared_stripped": landing.undeclared_stripped,
             "records": landing.records,
             "blank": landing.blank,
             "landed": landing.landed,
@@ -307,6 +312,7 @@ class IngestEngine:
         is_landed = np.zeros(n, dtype=bool)
         is_landed[landed] = True
         rewritten = np.full(n, not raw_is_json, dtype=bool)
+        rewritten[validated.stripped] = True
         work: list[tuple[Contract, np.ndarray]] = []
         for (event_type, version), rows in validated.groups.items():
             rows = rows[is_landed[rows]]

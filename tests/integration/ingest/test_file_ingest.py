@@ -224,3 +224,24 @@ def test_a_crash_mid_ingest_then_rerun_gives_the_same_lake(settings, faulty_inpu
         assert lake_rows(crashed) == expected
         vault = ds.dataset(crashed.vault_dir / "patients", format="parquet")
         assert vault.count_rows() == stats.by_type["pharmacy.order.placed"]
+
+
+def test_undeclared_fields_are_not_stored(settings, tmp_path):
+    """A field no contract declares has never been classified for PHI: it is dropped."""
+    from tests.factories import event, jsonl
+
+    shipped = event("pharmacy.order.insurance_validated", payload__patient_note="Zuleika Okonkwo")
+    shipped["courier_note"] = "call 415-555-0134"
+    placed = event("pharmacy.order.placed")
+    placed["payload"]["patient"]["ssn"] = "123-45-6789"
+    plain = event("sales.sale.completed")
+    path = tmp_path / "extra.jsonl"
+    path.write_bytes(jsonl([shipped, placed, plain]))
+    result = ingest(settings, path)
+    assert result.landed == 3 and result.undeclared_stripped == 2
+    text = "\n".join(lake_strings(settings.lake_dir))
+    for value in ("Zuleika", "555-0134", "123-45-6789", "patient_note", "courier_note", "ssn"):
+        assert value not in text
+    bronze = ds.dataset(settings.lake_dir / "bronze", format="parquet", partitioning=None)
+    stored = {r["event_id"]: r["event_json"] for r in bronze.to_table().to_pylist()}
+    assert stored[plain["event_id"]] == orjson.dumps(plain).decode()  # untouched: as it arrived
