@@ -36,7 +36,9 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Any]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     ]
-    with Progress(*columns, console=err_console, transient=True) as progress:
+    with Progress(
+        *columns, console=err_console, transient=True, disable=not err_console.is_terminal
+    ) as progress:
         task = progress.add_task(description, total=total)
 
         def advance(n: int = 1, total: int | None = None) -> None:
