@@ -39,3 +39,16 @@ def test_partitions_are_by_ingest_date_and_hour(tmp_path):
     assert path.relative_to(tmp_path).as_posix() == (
         "bronze/event_type=pharmacy.order.placed/date=2026-11-02/hour=10/part-b1.parquet"
     )
+
+
+def test_phi_scan_finds_what_it_is_meant_to_find():
+    """The leak scanner used by the PHI tests must not be blind."""
+    from tests.phi_scan import leaks
+
+    col = pa.array(["order for Zoë Quillfeather, MRN00123456", "call (415) 555-0134", None, "Zoey"])
+    found = leaks(
+        [col, "log line with 1950-05-02"],
+        {"MRN00123456", "(415) 555-0134", "1950-05-02", "absent@example.com"},
+        {"Zoë", "Quillfeather", "Zo"},
+    )
+    assert found == ["(415) 555-0134", "1950-05-02", "MRN00123456", "Quillfeather", "Zoë"]
