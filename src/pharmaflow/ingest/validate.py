@@ -378,7 +378,6 @@ class Validated:
     rejects: Rejects
     envelope: dict[str, pa.Array]
     docs: list[dict[str, Any]]
-    payloads: list[dict[str, Any]]
     groups: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
     columns: dict[tuple[str, int], dict[str, pa.Array]] = field(default_factory=dict)
 
@@ -405,7 +404,7 @@ def validate(docs: list[Any], registry: ContractRegistry) -> Validated:
         rej.reject(pkinds == 2, "wrong_type", "payload", "expected an object")
         payloads = [p if type(p) is dict else _EMPTY for p in payloads]
 
-    result = Validated(rej, envelope, docs, payloads)
+    result = Validated(rej, envelope, docs)
     types = envelope["event_type"].dictionary_encode()
     type_codes = types.indices.to_numpy(zero_copy_only=False)
     versions = pc.fill_null(envelope["event_version"], -1).to_numpy(zero_copy_only=False)

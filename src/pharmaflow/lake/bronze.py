@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from pharmaflow.lake.files import write_parquet_atomic
@@ -84,14 +83,3 @@ def landed_event_ids(layout: LakeLayout) -> pa.ChunkedArray:
         return pa.chunked_array([], type=pa.string())
     dataset = ds.dataset(layout.bronze, format="parquet", partitioning=None)
     return dataset.to_table(columns=["event_id"])["event_id"]
-
-
-def count_rows(directory: Path, by: str | None = None) -> dict[str, int] | int:
-    """Row count of every Parquet file below `directory` (optionally grouped by a column)."""
-    if not directory.exists() or not any(directory.rglob("*.parquet")):
-        return {} if by else 0
-    dataset = ds.dataset(directory, format="parquet", partitioning=None)
-    if by is None:
-        return dataset.count_rows()
-    counts = pc.value_counts(dataset.to_table(columns=[by])[by].combine_chunks())
-    return {row["values"]: row["counts"] for row in counts.to_pylist()}

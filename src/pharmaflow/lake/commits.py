@@ -41,9 +41,6 @@ class CommitLog:
     def manifest(self, batch_id: str) -> dict[str, Any]:
         return orjson.loads(self.layout.manifest(batch_id).read_bytes())
 
-    def manifests(self) -> list[dict[str, Any]]:
-        return [orjson.loads(p.read_bytes()) for p in sorted(self.layout.manifests.glob("*.json"))]
-
     def recover(self) -> list[Path]:
         """Delete temporary files and parts of uncommitted batches; return what was removed."""
         removed: list[Path] = []
