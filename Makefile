@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DBT_VERSION_CHECK := false
 
-.PHONY: env demo test lint format bench clean
+.PHONY: env demo test lint format bench docs clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -36,6 +36,9 @@ lint: env
 format: env
 	$(VENV)/bin/ruff check --fix src tests bench
 	$(VENV)/bin/ruff format src tests bench
+
+docs: env
+	$(VENV)/bin/pharmaflow --data-dir data/docs docs --out docs/data-dictionary.md
 
 bench: env
 	$(VENV)/bin/python bench/ingest_file.py

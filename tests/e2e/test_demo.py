@@ -116,3 +116,23 @@ def test_demo_refuses_a_data_dir_it_did_not_create(tmp_path):
     )
     assert result.returncode == 1 and "did not create" in result.stderr
     assert (tmp_path / "precious.parquet").exists()
+
+
+@pytest.mark.slow
+def test_every_built_column_is_in_the_data_dictionary(demo):
+    import duckdb
+
+    from pharmaflow.config import Settings
+    from pharmaflow.warehouse.dictionary import documented_columns, parse_manifest
+
+    data_dir, _ = demo
+    declared = documented_columns(parse_manifest(Settings(data_dir=data_dir / "docs")))
+    with duckdb.connect(str(data_dir / "warehouse" / "pharmaflow.duckdb"), read_only=True) as con:
+        built = con.execute(
+            "select table_schema || '.' || table_name, list(column_name) from "
+            "information_schema.columns where table_schema in ('silver', 'gold', 'reference') "
+            "group by 1"
+        ).fetchall()
+    assert built
+    for table, columns in built:
+        assert set(columns) == declared[table], table

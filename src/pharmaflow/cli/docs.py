@@ -1,0 +1,28 @@
+"""`pharmaflow docs`: render the data dictionary from the dbt project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pharmaflow.cli.output import console
+from pharmaflow.config import Settings
+from pharmaflow.warehouse.dictionary import parse_manifest, render
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("docs")
+    def docs_cmd(
+        ctx: typer.Context,
+        out: Annotated[Path, typer.Option(help="Markdown file to write.")] = Path(
+            "docs/data-dictionary.md"
+        ),
+    ) -> None:
+        """Write the data dictionary (every table and column of the warehouse) as markdown."""
+        settings: Settings = ctx.obj
+        text = render(parse_manifest(settings))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        console.print(f"data dictionary → {out} ({text.count('### ')} tables)")

@@ -1,0 +1,116 @@
+"""The data dictionary, generated from the dbt project itself.
+
+dbt parses the project (models, seeds, their YAML descriptions and tests) into its manifest;
+this renders that manifest as one markdown page, table by table. Generated rather than written,
+so it cannot drift from the models: a test regenerates it and compares with the committed copy.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from pharmaflow.config import Settings
+from pharmaflow.errors import PharmaflowError
+from pharmaflow.warehouse.dbt_env import quiet_dbt
+from pharmaflow.warehouse.runner import dbt_args, prepare_project
+
+SCHEMA_ORDER = ("reference", "silver", "gold")
+SCHEMA_INTRO = {
+    "reference": "Reference data shipped as dbt seeds (replaceable by your own files).",
+    "silver": "Typed, validated, deduplicated and PHI-protected events: one table per event type.",
+    "gold": "What people query: dimensions, facts and daily summaries (star schema).",
+}
+
+
+def parse_manifest(settings: Settings) -> Any:
+    """`dbt parse` of the project as shipped; returns dbt's manifest object."""
+    quiet_dbt()
+    from dbt.cli.main import dbtRunner
+
+    project = prepare_project(settings)
+    res = dbtRunner().invoke([*dbt_args(settings, project, "parse"), "--quiet"])
+    if not res.success or res.result is None:
+        raise PharmaflowError(f"dbt could not parse the project: {res.exception}")
+    return res.result
+
+
+def render(manifest: Any) -> str:
+    """Markdown: per schema, per table, its description and every column with its tests."""
+    tests: dict[tuple[str, str | None], list[str]] = defaultdict(list)
+    rules: list[tuple[str, list[str]]] = []
+    relations = {
+        n.unique_id: f"{n.schema}.{n.alias}"
+        for n in manifest.nodes.values()
+        if n.resource_type in ("model", "seed")
+    }
+    for node in manifest.nodes.values():
+        if node.resource_type != "test":
+            continue
+        metadata = getattr(node, "test_metadata", None)
+        attached = getattr(node, "attached_node", None)
+        if metadata is not None and attached:
+            tests[(attached, node.column_name)].append(metadata.name)
+        elif metadata is None:  # a singular test: a business rule over whole tables
+            reads = sorted(relations[d] for d in node.depends_on.nodes if d in relations)
+            rules.append((node.name, reads))
+    tables: dict[str, list[Any]] = defaultdict(list)
+    for node in manifest.nodes.values():
+        if node.resource_type in ("model", "seed") and node.schema in SCHEMA_ORDER:
+            tables[node.schema].append(node)
+    lines = [
+        "# Data dictionary",
+        "",
+        "Generated from the dbt project by `make docs` (`pharmaflow docs`); do not edit by hand.",
+        "",
+    ]
+    for schema in SCHEMA_ORDER:
+        lines += [f"## `{schema}`", "", SCHEMA_INTRO[schema], ""]
+        for node in sorted(tables[schema], key=lambda n: n.alias):
+            lines += [f"### `{schema}.{node.alias}`", "", node.description.strip() or "-", ""]
+            table_tests = sorted(set(tests[(node.unique_id, None)]))
+            if table_tests:
+                lines += [f"Table tests: {', '.join(table_tests)}.", ""]
+            lines += ["| column | description | tests |", "|---|---|---|"]
+            for column in node.columns.values():
+                checks = ", ".join(sorted(set(tests[(node.unique_id, column.name)])))
+                text = " ".join(column.description.split()).replace("|", "\\|")
+                lines.append(f"| `{column.name}` | {text} | {checks} |")
+            lines.append("")
+    lines += [
+        "## Business-rule tests",
+        "",
+        "Singular dbt tests (`tests/*.sql`): each returns the "
+        "rows that break its rule and must return none.",
+        "",
+        "| test | reads |",
+        "|---|---|",
+    ]
+    lines += [
+        f"| `{name}` | {', '.join(f'`{r}`' for r in reads)} |" for name, reads in sorted(rules)
+    ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def undocumented(manifest: Any) -> list[str]:
+    """`schema.table.column` of every declared column without a description."""
+    missing = []
+    for node in manifest.nodes.values():
+        if node.resource_type in ("model", "seed") and node.schema in SCHEMA_ORDER:
+            if not node.description.strip():
+                missing.append(f"{node.schema}.{node.alias}")
+            missing += [
+                f"{node.schema}.{node.alias}.{c.name}"
+                for c in node.columns.values()
+                if not c.description.strip()
+            ]
+    return missing
+
+
+def documented_columns(manifest: Any) -> dict[str, set[str]]:
+    """`schema.table` → the columns the YAML declares."""
+    return {
+        f"{n.schema}.{n.alias}": set(n.columns)
+        for n in manifest.nodes.values()
+        if n.resource_type in ("model", "seed") and n.schema in SCHEMA_ORDER
+    }
