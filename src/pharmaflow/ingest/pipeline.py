@@ -223,17 +223,15 @@ class IngestEngine:
         rej = analysis.rejects
         offsets = batch.kept_offsets(analysis.keep)
         ok_rows = np.flatnonzero(rej.ok)
-        first = dedupe.first_arrivals(analysis.envelope["event_id"].take(pa.array(ok_rows)))
-        landed = ok_rows[first]
+        # Admitted ids are remembered at once: the next batch is prepared while this one is
+        # written. If the commit fails the run fails, and the in-memory index dies with it.
+        landed = ok_rows[dedupe.admit(analysis.envelope["event_id"].take(pa.array(ok_rows)))]
         # Group landed rows by event type (stable: source order within a type), so the bronze
         # table splits into per-type parts by slicing rather than copying.
         type_codes = analysis.envelope["event_type"].take(pa.array(landed)).dictionary_encode()
         landed = landed[
             np.argsort(type_codes.indices.to_numpy(zero_copy_only=False), kind="stable")
         ]
-        # Known to dedupe now, before the commit: the next batch is prepared while this one is
-        # written. If the commit fails the process fails, and the index dies with it.
-        dedupe.add(analysis.envelope["event_id"].take(pa.array(landed)))
         protected, rewritten = self._protect(analysis, landed, protector, batch.raw_is_json)
         bad = np.flatnonzero(~rej.ok)
         keep = analysis.keep

@@ -258,8 +258,8 @@ def check_record(
 # field-by-field path above, so every reason stays exact; rules then run once per column.
 
 _GUARDED = frozenset({Kind.INT, Kind.DOUBLE, Kind.DECIMAL, Kind.STRING_LIST})
-_CHUNK = 1024  # rows converted per call: a bad row costs its chunk a bisection, not the batch
-_SMALLEST_PIECE = 64
+_CHUNK = 128  # rows converted per call: a bad row costs its chunk a bisection, not the batch
+_SMALLEST_PIECE = 16
 
 
 @cache

@@ -1,4 +1,3 @@
-import io
 import itertools
 import random
 
@@ -10,7 +9,7 @@ from pharmaflow.ingest.sources import files, open_sources
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_line_runs_match_a_naive_split_whatever_the_block_size(seed, monkeypatch):
+def test_line_runs_match_a_naive_split_whatever_the_block_size(seed, monkeypatch, tmp_path):
     rng = random.Random(seed)
     for _ in range(60):
         lines = [
@@ -20,8 +19,11 @@ def test_line_runs_match_a_naive_split_whatever_the_block_size(seed, monkeypatch
         data = b"\n".join(lines) + (b"\n" if rng.random() < 0.5 else b"")
         monkeypatch.setattr(files, "_BLOCK", rng.randint(1, 16))
         batch_size = rng.randint(1, 7)
-        source = files.JsonlFileSource.__new__(files.JsonlFileSource)
-        runs = list(source._blobs(io.BytesIO(data), batch_size))
+        path = tmp_path / "lines.jsonl"
+        path.write_bytes(data)
+        source = files.JsonlFileSource(path)
+        with open(path, "rb") as fh:
+            runs = list(source._blobs(fh, batch_size))
         got = [line for blob, count in runs for line in blob.split(b"\n")]
         expected = data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")
         assert got == (expected if data else [])

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import mmap
+import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,30 +50,35 @@ class _LineFileSource:
     def _blobs(self, fh: BinaryIO, batch_size: int) -> Iterator[tuple[bytes, int]]:
         """Runs of `batch_size` lines (the last may be shorter) as (bytes, line count).
 
-        Newlines are found with numpy, once per block read; a run is one slice of the
-        buffer, so reading costs a few C-level passes over the bytes and nothing per line."""
-        buf = bytearray()
-        newlines = np.zeros(0, dtype=np.int64)
-        while True:
-            chunk = fh.read(_BLOCK)
-            if chunk:
-                found = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == _NEWLINE)
-                newlines = np.concatenate([newlines, found + len(buf)])
-                buf += chunk
-            start, used = 0, 0
-            while newlines.size - used >= batch_size:
-                end = int(newlines[used + batch_size - 1])
-                with memoryview(buf) as view:
-                    yield bytes(view[start:end]), batch_size
-                start, used = end + 1, used + batch_size
-            if start:
-                del buf[:start]
-                newlines = newlines[used:] - start
-            if not chunk:
-                break
-        if buf:
-            tail = bytes(buf[:-1] if buf.endswith(b"\n") else buf)
-            yield tail, buf.count(b"\n") + (0 if buf.endswith(b"\n") else 1)
+        The file is memory-mapped and newlines are found with numpy a block at a time; a run is
+        one slice of the map, so reading costs a few C-level passes over the bytes and nothing
+        per line."""
+        begin = fh.tell()
+        size = os.fstat(fh.fileno()).st_size
+        if size <= begin:
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            view = np.frombuffer(mapped, dtype=np.uint8)
+            try:
+                start, scanned = begin, begin
+                newlines = np.zeros(0, dtype=np.int64)
+                while scanned < size:
+                    end_of_block = min(scanned + _BLOCK, size)
+                    found = np.flatnonzero(view[scanned:end_of_block] == _NEWLINE) + scanned
+                    newlines = np.concatenate([newlines, found])
+                    scanned = end_of_block
+                    used = 0
+                    while newlines.size - used >= batch_size:
+                        end = int(newlines[used + batch_size - 1])
+                        yield mapped[start:end], batch_size
+                        start, used = end + 1, used + batch_size
+                    newlines = newlines[used:]
+                if start < size:
+                    tail = mapped[start:size]
+                    lines = newlines.size + (0 if tail.endswith(b"\n") else 1)
+                    yield (tail[:-1] if tail.endswith(b"\n") else tail), lines
+            finally:
+                del view  # release the buffer before the map closes
 
     def batches(self, batch_size: int) -> Iterator[RawBatch]:
         uri = str(self.path.resolve())
