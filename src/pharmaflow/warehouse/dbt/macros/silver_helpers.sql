@@ -40,3 +40,31 @@
     source_offset,
     batch_id as ingest_batch_id
 {%- endmacro %}
+
+{#
+  The whole silver model of one event type: its committed bronze rows, deduplicated by
+  event_id, the JSON payload parsed once into typed columns, then envelope, payload and
+  provenance columns. Each silver model only declares its payload columns and calls this.
+#}
+{% macro pf_silver_select(event_type, payload_columns) -%}
+with bronze_events as (
+    select * from {{ bronze(event_type) }} as bronze_rows
+),
+
+deduped as (
+    {{ pf_dedupe_events('bronze_events') }}
+),
+
+parsed as (
+    select
+        deduped.*,
+        {{ pf_json_parse('payload', payload_columns) }} as p
+    from deduped
+)
+
+select
+    {{ pf_envelope_columns() }},
+    {{- pf_payload_columns('p', payload_columns) }},
+    {{ pf_provenance_columns() }}
+from parsed
+{%- endmacro %}

@@ -14,23 +14,4 @@
     ('spec_max', 'double')
 ] -%}
 
-with bronze_events as (
-    select * from {{ bronze('logistics.temperature.reading') }} as bronze_rows
-),
-
-deduped as (
-    {{ pf_dedupe_events('bronze_events') }}
-),
-
-parsed as (
-    select
-        deduped.*,
-        {{ pf_json_parse('payload', payload_columns) }} as p
-    from deduped
-)
-
-select
-    {{ pf_envelope_columns() }},
-    {{- pf_payload_columns('p', payload_columns) }},
-    {{ pf_provenance_columns() }}
-from parsed
+{{ pf_silver_select('logistics.temperature.reading', payload_columns) }}

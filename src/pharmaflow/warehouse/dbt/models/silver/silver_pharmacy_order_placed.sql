@@ -23,23 +23,4 @@
     ('patient_zip3', 'string', 'patient.zip3')
 ] -%}
 
-with bronze_events as (
-    select * from {{ bronze('pharmacy.order.placed') }} as bronze_rows
-),
-
-deduped as (
-    {{ pf_dedupe_events('bronze_events') }}
-),
-
-parsed as (
-    select
-        deduped.*,
-        {{ pf_json_parse('payload', payload_columns) }} as p
-    from deduped
-)
-
-select
-    {{ pf_envelope_columns() }},
-    {{- pf_payload_columns('p', payload_columns) }},
-    {{ pf_provenance_columns() }}
-from parsed
+{{ pf_silver_select('pharmacy.order.placed', payload_columns) }}
