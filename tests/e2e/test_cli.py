@@ -53,3 +53,9 @@ def test_bad_setting_in_the_environment_gets_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("pharmaflow: error: invalid setting batch_size")
+
+
+def test_a_command_that_fails_exits_non_zero(tmp_path):
+    """`status` of a broker that is not running exits 3; exit codes must reach the shell."""
+    result = run("broker", "status", data_dir=tmp_path)
+    assert result.returncode == 3 and "not running" in result.stdout

@@ -10,7 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from pharmaflow import logs
-from pharmaflow.cli import build, demo, docs, ingest, simulate, sql
+from pharmaflow.cli import broker, build, demo, docs, ingest, simulate, sql
 from pharmaflow.cli.output import err_console
 from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
@@ -41,7 +41,7 @@ def _global(
     ctx.obj = settings
 
 
-for module in (simulate, ingest, build, sql, demo, docs):
+for module in (simulate, ingest, build, sql, demo, docs, broker):
     module.register(app)
 
 
@@ -53,7 +53,9 @@ def _fail(message: str, code: int) -> None:
 def main() -> None:
     """Run the CLI; user errors print one line on stderr and exit non-zero."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's `typer.Exit(code)` instead of
+        # exiting: pass it on, or a failed build would exit 0.
+        code = app(standalone_mode=False)
     except typer.Abort:
         _fail("aborted", 130)
     except typer.TyperException as exc:  # bad arguments, missing options, bad values
@@ -69,3 +71,5 @@ def main() -> None:
         _fail(f"file not found: {exc.filename or exc}", 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

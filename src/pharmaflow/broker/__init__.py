@@ -1,0 +1,1 @@
+"""The Kafka side: an embedded broker for local runs, and the topics pharmaflow uses."""

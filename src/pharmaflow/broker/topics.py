@@ -1,0 +1,66 @@
+"""The topics pharmaflow reads and writes: one per domain, and a dead-letter twin of each.
+
+One topic per domain (not per event type) keeps an order's, batch's or shipment's events in one
+partition, in order, because the message key is the envelope `key`. Partitions and retention are
+explicit so a cluster's defaults never decide them silently.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from pharmaflow.errors import PharmaflowError
+
+DOMAIN_TOPICS = {
+    "pharmacy": "pharma.pharmacy",
+    "manufacturing": "pharma.manufacturing",
+    "logistics": "pharma.logistics",
+    "feedback": "pharma.feedback",
+    "sales": "pharma.sales",
+}
+DEFAULT_PARTITIONS = 6
+DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
+
+
+def topic_for(event_type: str) -> str:
+    """The domain topic of an event type (`pharmacy.order.placed` → `pharma.pharmacy`)."""
+    domain = event_type.split(".", 1)[0]
+    return DOMAIN_TOPICS.get(domain, f"pharma.{domain}")
+
+
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def ensure_topics(
+    bootstrap: str,
+    partitions: int = DEFAULT_PARTITIONS,
+    retention_ms: int = DEFAULT_RETENTION_MS,
+    timeout: float = 15.0,
+) -> list[str]:
+    """Create every domain topic and its dead-letter topic if missing; return the created ones."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [t for d in DOMAIN_TOPICS.values() for t in (d, dead_letter_topic(d))]
+    new = [
+        NewTopic(
+            t,
+            num_partitions=partitions,
+            replication_factor=1,
+            config={"retention.ms": str(retention_ms)},
+        )
+        for t in wanted
+        if t not in existing
+    ]
+    if not new:
+        return []
+    failures = []
+    for topic, future in admin.create_topics(new, operation_timeout=timeout).items():
+        try:
+            future.result(timeout)
+        except Exception as exc:  # confluent-kafka raises KafkaException with a KafkaError
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                failures.append(f"{topic}: {exc}")
+    if failures:
+        raise PharmaflowError("could not create topics: " + "; ".join(failures))
+    return [t.topic for t in new]
