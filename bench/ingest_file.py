@@ -116,7 +116,7 @@ def baseline(path: Path, out: Path, registry: ContractRegistry) -> dict[str, int
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     quarantine: list[dict[str, Any]] = []
     counts = {"input": 0, "landed": 0, "duplicates": 0, "quarantined": 0}
-    envelope = next(iter(registry)).envelope
+    envelope = registry.envelope
     with open(path, "rb") as fh:
         for line_no, line in enumerate(fh, start=1):
             counts["input"] += 1
@@ -145,18 +145,7 @@ def baseline(path: Path, out: Path, registry: ContractRegistry) -> dict[str, int
                 counts["duplicates"] += 1
                 continue
             seen.add(doc["event_id"])
-            record = {
-                k: doc.get(k)
-                for k in (
-                    "event_id",
-                    "event_type",
-                    "event_version",
-                    "event_time",
-                    "source_system",
-                    "trace_id",
-                    "key",
-                )
-            }
+            record = {spec.name: doc.get(spec.name) for spec in envelope}
             record["payload"] = json.dumps(doc["payload"])
             record["line"] = line_no
             rows[doc["event_type"]].append(record)

@@ -16,7 +16,7 @@ from typing import Any
 import fastavro
 
 from pharmaflow.contracts.compat import Mode, compatibility_problems
-from pharmaflow.contracts.model import Contract, contract_from_schema
+from pharmaflow.contracts.model import Contract, FieldSpec, contract_from_schema
 from pharmaflow.errors import IncompatibleSchemaError, PharmaflowError
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -70,6 +70,11 @@ class ContractRegistry:
         if version is None:
             return versions[max(versions)]
         return versions.get(version)
+
+    @property
+    def envelope(self) -> tuple[FieldSpec, ...]:
+        """The envelope fields, which every contract shares (CONTRACTS.md)."""
+        return next(iter(self)).envelope
 
     def event_types(self) -> list[str]:
         return sorted(self._contracts)

@@ -42,15 +42,6 @@ def decode_json(records: Sequence[bytes]) -> list[Any]:
     return [_decode_one(r) for r in records]
 
 
-ENVELOPE_COLUMNS = (
-    "event_id",
-    "event_type",
-    "event_version",
-    "event_time",
-    "source_system",
-    "trace_id",
-    "key",
-)
 _INT = re.compile(r"^[+-]?\d+$")
 
 
@@ -103,7 +94,7 @@ def _csv_record(raw: bytes, columns: Sequence[str], registry: ContractRegistry) 
     if len(rows) != 1 or len(rows[0]) != len(columns):
         return Undecodable(f"expected {len(columns)} CSV columns")
     cells = {c: (v if v != "" else None) for c, v in zip(columns, rows[0], strict=True)}
-    envelope: dict[str, Any] = {c: cells.pop(c, None) for c in ENVELOPE_COLUMNS}
+    envelope: dict[str, Any] = {f.name: cells.pop(f.name, None) for f in registry.envelope}
     if envelope["event_version"] is not None:
         envelope["event_version"] = _to_int(envelope["event_version"])
     version = envelope["event_version"] if isinstance(envelope["event_version"], int) else None

@@ -394,9 +394,8 @@ def validate(docs: list[Any], registry: ContractRegistry) -> Validated:
         rej.reject(kinds != 1, "not_an_object", None, "an event must be a JSON object")
         docs = [d if type(d) is dict else _EMPTY for d in docs]
 
-    any_contract = next(iter(registry))
     envelope: dict[str, pa.Array] = {}
-    check_record_fast(_envelope_spec(any_contract.envelope), docs, np.arange(n), rej, envelope)
+    check_record_fast(_envelope_spec(registry.envelope), docs, np.arange(n), rej, envelope)
     payloads = list(map(dict.get, docs, repeat("payload")))
     pkinds = record_kinds(payloads)
     if pkinds is not None:

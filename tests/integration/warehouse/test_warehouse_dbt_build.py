@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pharmaflow.contracts.registry import default_registry
 from pharmaflow.lake.bronze import BRONZE_SCHEMA
 
 pytestmark = pytest.mark.slow
@@ -58,16 +59,8 @@ def write_batch(
     for event_type, rows in by_type.items():
         cols = {name: [] for name in BRONZE_SCHEMA.names}
         for offset, e in enumerate(rows, start=1):
-            for k in (
-                "event_id",
-                "event_type",
-                "event_version",
-                "event_time",
-                "source_system",
-                "trace_id",
-                "key",
-            ):
-                cols[k].append(e[k])
+            for spec in default_registry().envelope:
+                cols[spec.name].append(e[spec.name])
             # bronze keeps the whole event as it arrived (event_time as an ISO string on the wire)
             cols["event_json"].append(
                 json.dumps({**e, "event_time": e["event_time"].isoformat() + "Z"})
