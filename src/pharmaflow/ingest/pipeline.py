@@ -228,10 +228,12 @@ class IngestEngine:
         landed = ok_rows[dedupe.admit(analysis.envelope["event_id"].take(pa.array(ok_rows)))]
         # Group landed rows by event type (stable: source order within a type), so the bronze
         # table splits into per-type parts by slicing rather than copying.
-        type_codes = analysis.envelope["event_type"].take(pa.array(landed)).dictionary_encode()
-        landed = landed[
-            np.argsort(type_codes.indices.to_numpy(zero_copy_only=False), kind="stable")
-        ]
+        types = analysis.envelope["event_type"].take(pa.array(landed)).dictionary_encode()
+        codes = types.indices.to_numpy(zero_copy_only=False)
+        landed = landed[np.argsort(codes, kind="stable")]
+        landed_types = Counter(
+            dict(zip(types.dictionary.to_pylist(), np.bincount(codes).tolist(), strict=True))
+        )
         protected, rewritten = self._protect(analysis, landed, protector, batch.raw_is_json)
         bad = np.flatnonzero(~rej.ok)
         keep = analysis.keep
@@ -252,9 +254,7 @@ class IngestEngine:
             quarantined=int(bad.size),
             undeclared_stripped=int(np.isin(analysis.stripped, landed).sum()),
             reasons=rej.reasons(),
-            landed_types=Counter(
-                analysis.envelope["event_type"].take(pa.array(landed)).to_pylist()
-            ),
+            landed_types=landed_types,
             first_offset=int(offsets[0]) if offsets.size else batch.first_offset,
             last_offset=int(offsets[-1]) if offsets.size else batch.first_offset,
         )
