@@ -42,6 +42,7 @@ docs: env
 
 bench: env
 	$(VENV)/bin/python bench/ingest_file.py
+	$(VENV)/bin/python bench/ingest_kafka.py
 
 clean:
 	rm -rf data .pytest_cache .ruff_cache

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +27,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pharmaflow.config import Settings
-from pharmaflow.contracts.model import FieldSpec, Kind
 from pharmaflow.contracts.registry import ContractRegistry, default_registry
 from pharmaflow.ingest.pipeline import IngestEngine
 from pharmaflow.ingest.sources import open_sources
 from pharmaflow.simulate.config import SimConfig
 from pharmaflow.simulate.simulator import simulate
+from plain_checks import check_event
 
 # --------------------------------------------------------------------------- input
 
@@ -58,58 +56,6 @@ def make_input(path: Path, events: int) -> None:
 
 # --------------------------------------------------------------------------- baseline
 
-_PY = {
-    Kind.STRING: (str,),
-    Kind.ENUM: (str,),
-    Kind.TIMESTAMP: (str,),
-    Kind.DATE: (str,),
-    Kind.INT: (int,),
-    Kind.DOUBLE: (int, float),
-    Kind.DECIMAL: (int, float),
-    Kind.BOOLEAN: (bool,),
-    Kind.STRING_LIST: (list,),
-    Kind.RECORD: (dict,),
-}
-
-
-def _check(spec: FieldSpec, value: Any) -> str | None:
-    if value is None or value == "":
-        return "missing_field" if spec.required else None
-    if not isinstance(value, _PY[spec.kind]) or (
-        isinstance(value, bool) and spec.kind is not Kind.BOOLEAN
-    ):
-        return "wrong_type"
-    if spec.kind is Kind.RECORD:
-        for child in spec.children:
-            reason = _check(child, value.get(child.name))
-            if reason:
-                return reason
-        return None
-    if spec.kind is Kind.TIMESTAMP:
-        try:
-            if datetime.fromisoformat(value).tzinfo is None:
-                return "invalid_timestamp"
-        except ValueError:
-            return "invalid_timestamp"
-    if spec.kind is Kind.DATE:
-        try:
-            datetime.strptime(value, "%Y-%m-%d")
-        except ValueError:
-            return "invalid_format"
-    if spec.kind is Kind.STRING_LIST and not all(isinstance(x, str) for x in value):
-        return "wrong_type"
-    if spec.symbols and value not in spec.symbols:
-        return "unknown_enum"
-    if spec.minimum is not None and value < spec.minimum:
-        return "out_of_range"
-    if spec.exclusive_minimum is not None and value <= spec.exclusive_minimum:
-        return "out_of_range"
-    if spec.maximum is not None and value > spec.maximum:
-        return "out_of_range"
-    if spec.pattern and not re.match(spec.pattern, value):
-        return "invalid_format"
-    return None
-
 
 def baseline(path: Path, out: Path, registry: ContractRegistry) -> dict[str, int]:
     seen: set[str] = set()
@@ -126,17 +72,7 @@ def baseline(path: Path, out: Path, registry: ContractRegistry) -> dict[str, int
             except ValueError:
                 doc, reason = None, "malformed_json"
             if reason is None:
-                for spec in envelope:
-                    reason = _check(spec, doc.get(spec.name))
-                    if reason:
-                        break
-            contract = None
-            if reason is None:
-                contract = registry.get(doc["event_type"], doc["event_version"])
-                if contract is None:
-                    reason = "unknown_event_type"
-            if reason is None:
-                reason = _check(contract.payload, doc.get("payload"))
+                reason = check_event(doc, registry)
             if reason is not None:
                 quarantine.append({"line": line_no, "reason": reason, "raw": line})
                 counts["quarantined"] += 1

@@ -34,6 +34,20 @@ class Settings(BaseSettings):
     reference_dir: Path | None = Field(
         None, description="Your own reference CSVs (products, facilities, ...) replacing the seeds."
     )
+    dedupe_ttl_hours: int = Field(
+        72,
+        gt=0,
+        description="Event-time window of ids kept in memory for dedupe; older events are "
+        "checked against the lake's event index.",
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        None,
+        validation_alias="KAFKA_BOOTSTRAP_SERVERS",
+        description="Kafka cluster for `kafka://` URLs without a host, and for `demo`.",
+    )
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve ingest metrics (Prometheus) on this port."
+    )
     dbt_threads: int = Field(2, gt=0, description="Threads dbt uses for the warehouse build.")
     log_level: str = Field("INFO", description="Log level of the run log file.")
 

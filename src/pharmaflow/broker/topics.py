@@ -7,6 +7,8 @@ explicit so a cluster's defaults never decide them silently.
 
 from __future__ import annotations
 
+import contextlib
+
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pharmaflow.errors import PharmaflowError
@@ -64,3 +66,46 @@ def ensure_topics(
     if failures:
         raise PharmaflowError("could not create topics: " + "; ".join(failures))
     return [t.topic for t in new]
+
+
+def ensure_dead_letter_topics(admin: AdminClient, topics: list[str], timeout: float = 15.0) -> None:
+    """Create `<topic>.dlq` for consumed topics outside the domain set (the domain ones come
+    with `ensure_topics`), as many partitions as the topic. Failures are left to produce time."""
+    metadata = admin.list_topics(timeout=timeout).topics
+    new = [
+        NewTopic(
+            dead_letter_topic(t),
+            num_partitions=max(1, len(metadata[t].partitions)) if t in metadata else 1,
+            replication_factor=1,
+            config={"retention.ms": str(DEFAULT_RETENTION_MS)},
+        )
+        for t in topics
+        if dead_letter_topic(t) not in metadata
+    ]
+    if new:
+        for future in admin.create_topics(new, operation_timeout=timeout).values():
+            with contextlib.suppress(Exception):  # another worker may have won the race
+                future.result(timeout)
+
+
+def start_group_at_end(
+    bootstrap: str, group: str, topics: list[str], timeout: float = 15.0
+) -> None:
+    """Commit `group`'s offsets at the current end of every partition of `topics`, so a new
+    consumer group reads only what is published from now on (not a shared cluster's past)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        metadata = consumer.list_topics(timeout=timeout).topics
+        ends = []
+        for topic in topics:
+            for partition in metadata[topic].partitions if topic in metadata else ():
+                _low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=timeout
+                )
+                ends.append(TopicPartition(topic, partition, high))
+        if ends:
+            consumer.commit(offsets=ends, asynchronous=False)
+    finally:
+        consumer.close()

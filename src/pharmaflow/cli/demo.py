@@ -1,4 +1,7 @@
-"""`pharmaflow demo`: simulate → ingest → build on embedded defaults, then a summary.
+"""`pharmaflow demo`: simulate → Kafka → ingest worker → lake → build, then a summary.
+
+By default events travel through a real Kafka protocol: an embedded broker (Tansu) started for
+the run, or the cluster in `KAFKA_BOOTSTRAP_SERVERS`. `--no-broker` goes through a JSONL file.
 
 The demo owns its data dir: it refuses a non-empty dir it did not create (so it never wipes
 someone's lake), and starts a dir it created earlier afresh, so every demo run is comparable.
@@ -7,18 +10,30 @@ someone's lake), and starts a dir it created earlier afresh, so every demo run i
 from __future__ import annotations
 
 import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from pharmaflow.broker.embedded import EmbeddedBroker
+from pharmaflow.broker.topics import DOMAIN_TOPICS, start_group_at_end
 from pharmaflow.cli import build as build_cli
 from pharmaflow.cli import ingest as ingest_cli
 from pharmaflow.cli.output import console, print_json
 from pharmaflow.cli.simulate import default_input, run_simulation
 from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
+from pharmaflow.ingest.pipeline import IngestResult
+from pharmaflow.ingest.workers import run_stream_worker
 from pharmaflow.simulate.config import SimConfig
+from pharmaflow.simulate.publish import publish
+from pharmaflow.simulate.simulator import generate
+
+IDLE_EXIT_SECONDS = 3.0
 
 MARKER = ".pharmaflow-demo"
 
@@ -36,8 +51,44 @@ def reset_demo_dir(root: Path) -> None:
     (root / MARKER).write_text("created by `pharmaflow demo`; the next demo run empties this dir\n")
 
 
-def summary(sim_seconds: float, ingest: Any, warehouse: Any) -> dict[str, Any]:
+@contextmanager
+def kafka_cluster(settings: Settings) -> Iterator[tuple[str, bool]]:
+    """The cluster to go through: `KAFKA_BOOTSTRAP_SERVERS`, else an embedded broker started
+    (and stopped) for this run. Yields (bootstrap, whether it is ours)."""
+    if settings.kafka_bootstrap_servers:
+        yield settings.kafka_bootstrap_servers, False
+        return
+    broker = EmbeddedBroker(settings.root / "broker")
+    info = broker.start()
+    try:
+        yield info.bootstrap, True
+    finally:
+        broker.stop()
+
+
+def through_kafka(settings: Settings, config: SimConfig) -> tuple[float, str, IngestResult]:
+    """Publish the simulated window to the domain topics, then land it with one worker that
+    stops once the topics are drained. Returns (simulate+publish seconds, source, result)."""
+    began = time.perf_counter()
+    output = generate(config)
+    with kafka_cluster(settings) as (bootstrap, ours):
+        group = f"pharmaflow-demo-{uuid.uuid4().hex[:8]}"
+        if not ours:  # a shared cluster: read only what this run publishes
+            start_group_at_end(bootstrap, group, list(DOMAIN_TOPICS.values()))
+        publish(output, bootstrap)
+        produced = time.perf_counter() - began
+        url = f"kafka://{bootstrap}?group={group}&session_timeout_ms=6000&max_wait_ms=300"
+        result = run_stream_worker(settings, url, idle_exit=IDLE_EXIT_SECONDS)
+    if result.input != len(output):
+        raise PharmaflowError(
+            f"published {len(output):,} events but the worker read {result.input:,}"
+        )
+    return produced, f"kafka://{bootstrap}", result
+
+
+def summary(sim_seconds: float, ingest: Any, warehouse: Any, source: str) -> dict[str, Any]:
     return {
+        "source": source,
         "events": {
             "input": ingest.input,
             "landed": ingest.landed,
@@ -67,6 +118,10 @@ def register(app: typer.Typer) -> None:
         scale: Annotated[
             float, typer.Option(min=0.001, max=1000.0, help="Volume multiplier.")
         ] = 1.0,
+        no_broker: Annotated[
+            bool,
+            typer.Option("--no-broker", help="Go through a JSONL file instead of Kafka."),
+        ] = False,
         as_json: Annotated[
             bool, typer.Option("--json", help="End with one JSON summary line.")
         ] = False,
@@ -75,10 +130,14 @@ def register(app: typer.Typer) -> None:
         settings: Settings = ctx.obj
         reset_demo_dir(settings.root)
         config = SimConfig(seed=seed, days=days, scale=scale)
-        stats = run_simulation(config, default_input(settings))
-        ingest = ingest_cli.run_ingest(settings, str(default_input(settings)))
+        if no_broker:
+            stats = run_simulation(config, default_input(settings))
+            ingest = ingest_cli.run_ingest(settings, str(default_input(settings)))
+            sim_seconds, source = stats.seconds, str(default_input(settings))
+        else:
+            sim_seconds, source, ingest = through_kafka(settings, config)
         warehouse = build_cli.run_build(settings)
-        result = summary(stats.seconds, ingest, warehouse)
+        result = summary(sim_seconds, ingest, warehouse, source)
         if not as_json:
             ingest_cli.show(ingest)
             build_cli.show(warehouse)

@@ -1,16 +1,19 @@
-"""`pharmaflow ingest`: land events from files into bronze / quarantine."""
+"""`pharmaflow ingest`: land events from files or Kafka into bronze / quarantine."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from pharmaflow.cli.output import console, print_json, progress_bar
+from pharmaflow.cli.output import console, err_console, print_json, progress_bar
 from pharmaflow.config import Settings
+from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.pipeline import IngestEngine, IngestResult
-from pharmaflow.ingest.sources import open_sources
+from pharmaflow.ingest.sources import is_stream, open_sources
+from pharmaflow.ingest.workers import run_stream_worker, run_worker_group
 
 
 def run_ingest(settings: Settings, source: str) -> IngestResult:
@@ -32,26 +35,77 @@ def show(result: IngestResult) -> None:
             "quarantine reasons: "
             + ", ".join(f"{k}={v:,}" for k, v in sorted(result.quarantine_reasons.items()))
         )
+    if result.dead_lettered:
+        console.print(f"dead-lettered: {result.dead_lettered:,}")
     rate = result.input / result.seconds if result.seconds else 0.0
     console.print(f"{result.batches} batches in {result.seconds:.2f}s ({rate:,.0f} events/s)")
+
+
+def _warnings_to_stderr() -> None:
+    """A stream worker runs unattended: broker trouble must show where someone looks."""
+    handler = logging.StreamHandler(err_console.file)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger("pharmaflow").addHandler(handler)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("ingest")
     def ingest_cmd(
         ctx: typer.Context,
-        source: Annotated[str, typer.Option(help="A .jsonl or .csv file, or a directory of them.")],
+        source: Annotated[
+            str,
+            typer.Option(
+                help="A .jsonl or .csv file, a directory of them, or "
+                "kafka://HOST:PORT?topics=a,b&group=g (no host: KAFKA_BOOTSTRAP_SERVERS)."
+            ),
+        ],
         batch_size: Annotated[int | None, typer.Option(min=1, help="Events per batch.")] = None,
+        workers: Annotated[
+            int | None,
+            typer.Option(
+                min=1,
+                help="Kafka: consumer processes in the group (default 1). Files: processes "
+                "decoding and validating (default PHARMAFLOW_INGEST_WORKERS).",
+            ),
+        ] = None,
+        idle_exit: Annotated[
+            float | None,
+            typer.Option(min=0.1, help="Kafka: stop after this many seconds with nothing to read."),
+        ] = None,
+        metrics_port: Annotated[
+            int | None,
+            typer.Option(
+                min=0, max=65535, help="Kafka: serve Prometheus metrics here (worker k: +k)."
+            ),
+        ] = None,
+        worker_slot: Annotated[
+            int, typer.Option(min=0, hidden=True, help="This worker's slot on this host.")
+        ] = 0,
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Validate, deduplicate and protect events, then land them in bronze.
 
-        Bad events go to quarantine with a reason. Re-running the same input adds nothing.
+        Bad events go to quarantine with a reason (and, from Kafka, to <topic>.dlq).
+        Re-running the same input adds nothing. A Kafka worker runs until SIGTERM/SIGINT
+        (or --idle-exit), committing offsets only once a batch is in the lake.
         """
         settings: Settings = ctx.obj
         if batch_size is not None:
             settings = settings.model_copy(update={"batch_size": batch_size})
-        result = run_ingest(settings, source)
+        port = metrics_port if metrics_port is not None else settings.metrics_port
+        if is_stream(source):
+            _warnings_to_stderr()
+            if workers is not None and workers > 1:
+                result = run_worker_group(settings, source, workers, idle_exit, port)
+            else:
+                result = run_stream_worker(settings, source, worker_slot, idle_exit, port)
+        else:
+            if idle_exit is not None or port is not None:
+                raise PharmaflowError("--idle-exit and --metrics-port apply to kafka:// sources")
+            if workers is not None:
+                settings = settings.model_copy(update={"ingest_workers": workers})
+            result = run_ingest(settings, source)
         if as_json:
             print_json(result.to_dict())
         else:

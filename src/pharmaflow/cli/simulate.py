@@ -1,7 +1,9 @@
-"""`pharmaflow simulate`: write a deterministic, coherent stream of events to a JSONL file."""
+"""`pharmaflow simulate`: a deterministic, coherent stream of events, to a JSONL file or Kafka."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -11,8 +13,20 @@ from rich.table import Table
 
 from pharmaflow.cli.output import console, print_json, progress_bar
 from pharmaflow.config import Settings
+from pharmaflow.errors import PharmaflowError
 from pharmaflow.simulate.config import SimConfig
-from pharmaflow.simulate.simulator import SimStats, simulate
+from pharmaflow.simulate.publish import (
+    PublishStats,
+    bootstrap_from_url,
+    check_options,
+    expected_by_topic,
+    live_config,
+    publish,
+)
+from pharmaflow.simulate.simulator import SimStats, generate, simulate
+
+DEFAULT_START = date(2026, 11, 1)
+DEFAULT_PARTITIONS = 6
 
 
 def default_input(settings: Settings) -> Path:
@@ -21,14 +35,20 @@ def default_input(settings: Settings) -> Path:
 
 def run_simulation(config: SimConfig, out: Path) -> SimStats:
     with progress_bar("simulate") as advance:
+        return simulate(config, out, progress=_reporter(advance))
 
-        def on_progress(done: int, total: int) -> None:
-            advance(0, total=total)
-            advance(done - on_progress.done)  # type: ignore[attr-defined]
-            on_progress.done = done  # type: ignore[attr-defined]
 
-        on_progress.done = 0  # type: ignore[attr-defined]
-        return simulate(config, out, progress=on_progress)
+def _reporter(advance: Callable[..., None]) -> Callable[[int, int], None]:
+    """A `progress(done, total)` callback driving a `progress_bar` advance function."""
+    done_so_far = 0
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal done_so_far
+        advance(0, total=total)
+        advance(done - done_so_far)
+        done_so_far = done
+
+    return on_progress
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +59,14 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="Output JSONL file [default: <data-dir>/input/events.jsonl]."),
         ] = None,
+        to: Annotated[
+            str | None,
+            typer.Option(
+                "--to",
+                help="Publish to Kafka instead of a file: kafka://HOST:PORT[,HOST:PORT] "
+                "(kafka:// alone takes KAFKA_BOOTSTRAP_SERVERS).",
+            ),
+        ] = None,
         seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 42,
         days: Annotated[int, typer.Option(min=1, max=366, help="Days of activity.")] = 7,
         scale: Annotated[
@@ -46,8 +74,9 @@ def register(app: typer.Typer) -> None:
             typer.Option(min=0.001, max=1000.0, help="Multiplies the volume of every stream."),
         ] = 1.0,
         start: Annotated[
-            datetime, typer.Option(formats=["%Y-%m-%d"], help="First day (UTC).")
-        ] = datetime(2026, 11, 1),
+            datetime | None,
+            typer.Option(formats=["%Y-%m-%d"], help="First day (UTC) [default: 2026-11-01]."),
+        ] = None,
         duplicate_rate: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.01,
         late_rate: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.02,
         out_of_order_rate: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.02,
@@ -55,14 +84,55 @@ def register(app: typer.Typer) -> None:
         no_faults: Annotated[
             bool, typer.Option("--no-faults", help="Turn every fault knob off.")
         ] = False,
+        rate: Annotated[
+            float | None,
+            typer.Option(help="With --to: at most this many events per second [default: no cap]."),
+        ] = None,
+        live: Annotated[
+            bool,
+            typer.Option(
+                "--live",
+                help="With --to: the window starts today and each event is sent when the wall "
+                "clock reaches its arrival time.",
+            ),
+        ] = False,
+        fmt: Annotated[
+            str | None,
+            typer.Option("--format", help="With --to: json (default) or avro (Confluent-framed)."),
+        ] = None,
+        schema_registry: Annotated[
+            str | None,
+            typer.Option(
+                help="With --format avro: schema registry URL [default: $SCHEMA_REGISTRY_URL]."
+            ),
+        ] = None,
+        partitions: Annotated[
+            int | None,
+            typer.Option(min=1, max=256, help="With --to: partitions of created topics [6]."),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print stats as JSON.")] = False,
     ) -> None:
-        """Simulate a coherent stream of supply-chain events to a JSONL file.
+        """Simulate a coherent stream of supply-chain events to a JSONL file or Kafka.
 
         Manufacturing, logistics, pharmacy, feedback and sales, with duplicates, late,
-        out-of-order and malformed events mixed in; deterministic for a seed.
+        out-of-order and malformed events mixed in; deterministic for a seed. With --to, each
+        line is published to its domain topic (pharma.<domain>) keyed by the envelope key.
         """
         settings: Settings = ctx.obj
+        kafka_only = {
+            "--rate": rate is not None,
+            "--live": live,
+            "--format": fmt is not None,
+            "--schema-registry": schema_registry is not None,
+            "--partitions": partitions is not None,
+        }
+        if to is not None and out is not None:
+            raise PharmaflowError("--to and --out are mutually exclusive: pick a file or Kafka")
+        if to is None and any(kafka_only.values()):
+            given = ", ".join(name for name, used in kafka_only.items() if used)
+            raise PharmaflowError(f"{given} only apply with --to kafka://HOST:PORT")
+        if live and start is not None:
+            raise PharmaflowError("--live starts the window today; drop --start")
         rates = (
             (0.0, 0.0, 0.0, 0.0)
             if no_faults
@@ -72,24 +142,71 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             days=days,
             scale=scale,
-            start=date(start.year, start.month, start.day),
+            start=date(start.year, start.month, start.day) if start else DEFAULT_START,
             duplicate_rate=rates[0],
             late_rate=rates[1],
             out_of_order_rate=rates[2],
             malformed_rate=rates[3],
         )
-        target = out or default_input(settings)
-        stats = run_simulation(config, target)
-        if as_json:
-            print_json({"out": str(target), **stats.to_dict()})
+        if to is None:
+            target = out or default_input(settings)
+            stats = run_simulation(config, target)
+            if as_json:
+                print_json({"out": str(target), **stats.to_dict()})
+                return
+            _print_simulation(stats, f"simulated → {target}")
             return
-        table = Table(title=f"simulated → {target}")
-        table.add_column("event type")
-        table.add_column("events", justify="right")
-        for event_type, n in sorted(stats.by_type.items()):
-            table.add_row(event_type, f"{n:,}")
-        console.print(table)
-        console.print(
-            f"{stats.lines:,} lines ({stats.duplicates:,} duplicates, "
-            f"{stats.malformed:,} malformed) in {stats.seconds:.2f}s"
-        )
+
+        bootstrap = bootstrap_from_url(to)
+        fmt = fmt or "json"
+        registry = schema_registry or os.environ.get("SCHEMA_REGISTRY_URL") or None
+        partitions = partitions or DEFAULT_PARTITIONS
+        check_options(rate, fmt, registry, partitions)
+        if live:
+            config = live_config(config)
+        output = generate(config)
+        with progress_bar("publish") as advance:
+            sent = publish(
+                output,
+                bootstrap,
+                rate=rate,
+                live=live,
+                fmt=fmt,
+                schema_registry=registry,
+                partitions=partitions,
+                progress=_reporter(advance),
+            )
+        if as_json:
+            summary = {"to": f"kafka://{bootstrap}", **output.stats.to_dict()}
+            print_json({**summary, "publish": sent.to_dict()})
+            return
+        _print_publish(output.stats, sent, expected_by_topic(output))
+
+
+def _print_simulation(stats: SimStats, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("event type")
+    table.add_column("events", justify="right")
+    for event_type, n in sorted(stats.by_type.items()):
+        table.add_row(event_type, f"{n:,}")
+    console.print(table)
+    console.print(
+        f"{stats.lines:,} lines ({stats.duplicates:,} duplicates, "
+        f"{stats.malformed:,} malformed) in {stats.seconds:.2f}s"
+    )
+
+
+def _print_publish(stats: SimStats, sent: PublishStats, expected: dict[str, int]) -> None:
+    table = Table(title=f"published → kafka://{sent.bootstrap} ({sent.format})")
+    table.add_column("topic")
+    table.add_column("messages", justify="right")
+    table.add_column("delivered", justify="right")
+    for topic, n in expected.items():
+        table.add_row(topic, f"{n:,}", f"{sent.by_topic.get(topic, 0):,}")
+    console.print(table)
+    raw = f", {sent.raw:,} sent raw (not a valid event)" if sent.format == "avro" else ""
+    console.print(
+        f"{sent.delivered:,} of {sent.messages:,} messages delivered ({stats.duplicates:,} "
+        f"duplicates, {stats.malformed:,} malformed{raw}) in {sent.seconds:.2f}s, "
+        f"{sent.events_per_second:,.0f} events/s"
+    )

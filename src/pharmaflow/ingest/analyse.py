@@ -9,10 +9,7 @@ stored as it arrived, straight from the raw records the landing process still ho
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import signal
-import sys
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +19,8 @@ import pyarrow as pa
 
 from pharmaflow.contracts.model import Contract, FieldSpec, Kind
 from pharmaflow.contracts.registry import ContractRegistry, default_registry
-from pharmaflow.ingest.decode import decode
+from pharmaflow.ingest.decode import Undecodable, decode
+from pharmaflow.ingest.lifetime import die_with_parent
 from pharmaflow.ingest.rejects import Rejects
 from pharmaflow.ingest.sources.base import RawBatch
 from pharmaflow.ingest.validate import validate
@@ -75,8 +73,13 @@ def split_lines(blob: bytes) -> tuple[list[bytes], np.ndarray, np.ndarray]:
 
 
 def analyse(
-    payload: bytes | list[bytes], fmt: str, columns: tuple[str, ...], registry: ContractRegistry
+    payload: bytes | list[bytes],
+    fmt: str,
+    columns: tuple[str, ...],
+    registry: ContractRegistry,
+    decode_errors: dict[int, tuple[str, str]] | None = None,
 ) -> Analysis:
+    """`decode_errors`: rows the source already knows cannot be decoded, with (code, detail)."""
     keep = starts = raw = None
     if isinstance(payload, bytes):
         records, keep, starts = split_lines(payload)
@@ -84,6 +87,8 @@ def analyse(
         records = payload
         raw = pa.array(records, pa.binary())
     docs = decode(records, fmt, columns, registry)
+    for row, (code, detail) in (decode_errors or {}).items():
+        docs[row] = Undecodable(detail, code)
     validated = validate(docs, registry)
     ok = validated.rejects.ok
     needed: dict[int, dict[str, Any]] = {}
@@ -149,27 +154,21 @@ def strip_undeclared(spec: FieldSpec, dicts: list[dict[str, Any]]) -> np.ndarray
 
 
 _worker_registry: ContractRegistry | None = None
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to kill this worker when its parent dies, even by SIGKILL: a crashed ingest
-    must not leave orphan workers behind (elsewhere the pool's own shutdown suffices)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _init_worker(registry: ContractRegistry) -> None:
     global _worker_registry
-    _die_with_parent()
+    die_with_parent(signal.SIGKILL)
     _worker_registry = registry
 
 
 def _analyse_in_worker(
-    payload: bytes | list[bytes], fmt: str, columns: tuple[str, ...]
+    payload: bytes | list[bytes],
+    fmt: str,
+    columns: tuple[str, ...],
+    decode_errors: dict[int, tuple[str, str]],
 ) -> Analysis:
-    return analyse(payload, fmt, columns, _worker_registry or default_registry())
+    return analyse(payload, fmt, columns, _worker_registry or default_registry(), decode_errors)
 
 
 class Analyser:
@@ -193,7 +192,11 @@ class Analyser:
 
     def submit(self, batch: RawBatch) -> Future[Analysis]:
         if self._pool is not None:
-            return self._pool.submit(_analyse_in_worker, batch.payload, batch.format, batch.columns)
+            return self._pool.submit(
+                _analyse_in_worker, batch.payload, batch.format, batch.columns, batch.decode_errors
+            )
         done: Future[Analysis] = Future()
-        done.set_result(analyse(batch.payload, batch.format, batch.columns, self.registry))
+        done.set_result(
+            analyse(batch.payload, batch.format, batch.columns, self.registry, batch.decode_errors)
+        )
         return done

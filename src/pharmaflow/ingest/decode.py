@@ -20,10 +20,11 @@ from pharmaflow.contracts.registry import ContractRegistry
 class Undecodable:
     """Stands in for a record that could not be decoded; carries the reason."""
 
-    __slots__ = ("detail",)
+    __slots__ = ("code", "detail")
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, code: str = "malformed_json") -> None:
         self.detail = detail
+        self.code = code
 
 
 _loads = orjson.loads

@@ -29,17 +29,20 @@ from pharmaflow.contracts.model import Contract
 from pharmaflow.contracts.registry import ContractRegistry, default_registry
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.analyse import Analyser, Analysis
-from pharmaflow.ingest.dedupe import DedupeIndex
+from pharmaflow.ingest.dedupe import DedupeIndex, event_hours
+from pharmaflow.ingest.metrics import IngestMetrics
 from pharmaflow.ingest.phi.keys import load_key
 from pharmaflow.ingest.phi.protect import ProtectedBatch, Protector
 from pharmaflow.ingest.phi.tokens import Tokenizer
 from pharmaflow.ingest.phi.vault import PhiVault
-from pharmaflow.ingest.sources.base import RawBatch, Source
-from pharmaflow.lake.bronze import BRONZE_SCHEMA, landed_event_ids, write_bronze
+from pharmaflow.ingest.sources.base import DeadLetter, RawBatch, Source, SourceContext
+from pharmaflow.lake.bronze import BRONZE_SCHEMA, write_bronze
 from pharmaflow.lake.commits import CommitLog
+from pharmaflow.lake.event_index import EventIndex
 from pharmaflow.lake.files import write_parquet_atomic
 from pharmaflow.lake.layout import LakeLayout
 from pharmaflow.lake.quarantine import QUARANTINE_SCHEMA
+from pharmaflow.lake.writers import FILE_WRITER, WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +60,35 @@ class IngestResult:
     undeclared_stripped: int = 0
     batches: int = 0
     recovered_files: int = 0
+    dead_lettered: int = 0
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
     landed_by_type: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    # From the first batch handed over to the last one committed: the throughput window of a
+    # stream, without start-up (consumer group join) or idle waiting at the end.
+    busy_seconds: float = 0.0
 
     @property
     def conserved(self) -> bool:
         return self.input == self.landed + self.duplicates + self.quarantined + self.replayed
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IngestResult:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for name in ("quarantine_reasons", "landed_by_type"):
+            known[name] = Counter(known.get(name, {}))
+        return cls(**known)
+
+    def merge(self, other: IngestResult) -> None:
+        """Add another worker's result (times: the longest)."""
+        for name in self.__dataclass_fields__:
+            value = getattr(other, name)
+            if name in ("seconds", "busy_seconds"):
+                setattr(self, name, max(getattr(self, name), value))
+            elif isinstance(value, dict):
+                getattr(self, name).update(value)
+            else:
+                setattr(self, name, getattr(self, name) + value)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -92,10 +117,17 @@ class Landing:
     landed_types: Counter[str]
     first_offset: int
     last_offset: int
+    landed_ids: pa.Array
+    landed_hours: np.ndarray
+    dedupe_gen: int
+    duplicate_types: Counter[str]
+    quarantined_types: Counter[tuple[str, str]]
+    dead_letters: list[DeadLetter] | None
 
     def add_to(self, result: IngestResult) -> None:
         result.batches += 1
         result.input += self.records
+        result.dead_lettered += len(self.dead_letters or ())
         result.blank_lines += self.blank
         result.landed += self.landed
         result.duplicates += self.duplicates
@@ -118,8 +150,14 @@ def _check_protectable(contract: Contract) -> None:
 
 
 class IngestEngine:
-    def __init__(self, settings: Settings, registry: ContractRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ContractRegistry | None = None,
+        metrics: IngestMetrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.registry = registry or default_registry()
         for contract in self.registry:
             _check_protectable(contract)
@@ -131,16 +169,35 @@ class IngestEngine:
         self.tokenizer = Tokenizer(
             load_key(settings.hmac_key, settings.secrets_dir / "hmac.key", "HMAC")
         )
-        self.commits = CommitLog(self.layout, [self.vault.patients_dir, self.vault.name_tokens_dir])
+        self.event_index = EventIndex(self.layout)
+        self.commits = CommitLog(
+            self.layout,
+            [self.vault.patients_dir, self.vault.name_tokens_dir, self.layout.event_ids],
+        )
 
-    def run(self, sources: Iterable[Source], progress: Progress | None = None) -> IngestResult:
+    def run(
+        self,
+        sources: Iterable[Source],
+        progress: Progress | None = None,
+        writer: str = FILE_WRITER,
+    ) -> IngestResult:
+        """Land every source in turn. `writer` names this process among the lake's writers:
+        it is locked for the run, and recovery removes only its own or dead writers' debris."""
+        with WriterLock(self.settings.lake_dir, writer):
+            return self._run(sources, progress, writer)
+
+    def _run(
+        self, sources: Iterable[Source], progress: Progress | None, writer: str
+    ) -> IngestResult:
         started = time.perf_counter()
         result = IngestResult()
-        removed = self.commits.recover()
+        removed = self.commits.recover(writer)
         result.recovered_files = len(removed)
         if removed:
             log.warning("recovery removed %d files of uncommitted batches", len(removed))
-        dedupe = DedupeIndex(landed_event_ids(self.layout).chunks)
+        dedupe = DedupeIndex(
+            self.event_index, lambda: self.commits.committed, self.settings.dedupe_ttl_hours
+        )
         protector = Protector(self.tokenizer, self.vault.sealer, self.vault.load_name_tokens())
         # A batch allocates millions of short-lived objects and no reference cycles; the cyclic
         # collector would rescan them over and over (measured: ~2x slower decoding).
@@ -149,8 +206,8 @@ class IngestEngine:
         try:
             with Analyser(self.registry, self.settings.ingest_workers) as analyser:
                 for source in sources:
-                    log.info("ingest start source=%s", source.description)
-                    self._run_source(source, analyser, dedupe, protector, result, progress)
+                    log.info("ingest start source=%s writer=%s", source.description, writer)
+                    self._run_source(source, analyser, dedupe, protector, result, progress, writer)
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -168,26 +225,46 @@ class IngestEngine:
         protector: Protector,
         result: IngestResult,
         progress: Progress | None,
+        writer: str,
     ) -> None:
         """Three stages overlap: workers analyse the next batches, this process lands the
         current one (dedupe, PHI, tables), a writer thread writes and commits the previous one.
         Batches are landed and committed strictly in source order: the first arrival of an
         event id must win, and a source's bookmark (ack) must only ever move forward."""
-        in_flight: deque[tuple[RawBatch, Future[Analysis] | None]] = deque()
-        committing: list[tuple[RawBatch, Future[Landing]]] = []
+        in_flight: deque[tuple[RawBatch, Future[Analysis] | None, float]] = deque()
+        committing: list[tuple[RawBatch, Future[Landing], float]] = []
+        first_at: list[float] = []
+
+        def account(batch: RawBatch, records: int, handed_at: float) -> None:
+            result.input += batch.replayed
+            result.replayed += batch.replayed
+            source.ack(batch)
+            if self.metrics is not None:
+                self.metrics.replayed.inc(batch.replayed)
+                self.metrics.batch_seconds.observe(time.perf_counter() - handed_at)
+            result.busy_seconds = time.perf_counter() - first_at[0]
+            if progress:
+                progress(records + batch.replayed)
 
         def settle() -> None:
             """Wait for the batch being written; count it, acknowledge it to the source."""
             if committing:
-                batch, future = committing.pop()
+                batch, future, handed_at = committing.pop()
                 landing = future.result()
                 landing.add_to(result)
-                source.ack(batch)
-                if progress:
-                    progress(landing.records)
+                dedupe.release(landing.dedupe_gen)
+                if self.metrics is not None:
+                    self.metrics.count(
+                        landing.landed_types, landing.duplicate_types, landing.quarantined_types
+                    )
+                account(batch, landing.records, handed_at)
 
-        def finish(writer: ThreadPoolExecutor) -> None:
-            batch, future = in_flight.popleft()
+        def finish(writer_pool: ThreadPoolExecutor) -> None:
+            batch, future, handed_at = in_flight.popleft()
+            if batch.empty:  # every record of it landed before
+                settle()
+                account(batch, 0, handed_at)
+                return
             if future is None:
                 settle()
                 counts = self.commits.manifest(batch.batch_id)["counts"]
@@ -195,37 +272,71 @@ class IngestEngine:
                 result.replayed += counts["records"]
                 result.blank_lines += counts.get("blank", 0)
                 log.info("batch %s already committed; skipped", batch.batch_id)
-                source.ack(batch)
-                if progress:
-                    progress(counts["records"])
+                account(batch, counts["records"], handed_at)
                 return
-            landing = self._prepare(batch, future.result(), dedupe, protector)
+            landing = self._prepare(batch, future.result(), dedupe, protector, source)
             settle()
-            committing.append((batch, writer.submit(self._write_and_commit, batch, landing)))
+            written = writer_pool.submit(self._write_and_commit, batch, landing, source)
+            committing.append((batch, written, handed_at))
 
-        with ThreadPoolExecutor(1, thread_name_prefix="pharmaflow-writer") as writer:
-            for batch in source.batches(self.settings.batch_size):
-                future = None
-                if not self.commits.is_committed(batch.batch_id):
-                    future = analyser.submit(batch)
-                in_flight.append((batch, future))
-                while len(in_flight) > analyser.workers:
-                    finish(writer)
-            while in_flight:
-                finish(writer)
-            settle()
+        with ThreadPoolExecutor(1, thread_name_prefix="pharmaflow-writer") as writer_pool:
+
+            def drain() -> None:
+                while in_flight:
+                    finish(writer_pool)
+                settle()
+
+            def refresh() -> None:
+                self.commits.refresh()
+                dedupe.load()
+
+            attach = getattr(source, "attach", None)
+            if attach is not None:
+                attach(SourceContext(writer, refresh, self.commits.landed_offsets, drain))
+            try:
+                for batch in source.batches(self.settings.batch_size):
+                    if batch.tick:
+                        drain()
+                        continue
+                    now = time.perf_counter()
+                    if not first_at:
+                        first_at.append(now)
+                    future = None
+                    if not batch.empty and not self.commits.is_committed(batch.batch_id):
+                        future = analyser.submit(batch)
+                    in_flight.append((batch, future, now))
+                    while len(in_flight) > analyser.workers:
+                        finish(writer_pool)
+                drain()
+            finally:
+                close = getattr(source, "close", None)
+                if close is not None:
+                    close()
 
     def _prepare(
-        self, batch: RawBatch, analysis: Analysis, dedupe: DedupeIndex, protector: Protector
+        self,
+        batch: RawBatch,
+        analysis: Analysis,
+        dedupe: DedupeIndex,
+        protector: Protector,
+        source: Source,
     ) -> Landing:
         """Dedupe, protect and build every table of one batch (CPU work, in this process)."""
         ingest_time = datetime.now(UTC).replace(tzinfo=None)
         rej = analysis.rejects
+        env = analysis.envelope
         offsets = batch.kept_offsets(analysis.keep)
         ok_rows = np.flatnonzero(rej.ok)
         # Admitted ids are remembered at once: the next batch is prepared while this one is
         # written. If the commit fails the run fails, and the in-memory index dies with it.
-        landed = ok_rows[dedupe.admit(analysis.envelope["event_id"].take(pa.array(ok_rows)))]
+        ok_take = pa.array(ok_rows)
+        admitted, dedupe_gen = dedupe.admit(
+            env["event_id"].take(ok_take), env["event_time"].take(ok_take)
+        )
+        landed = ok_rows[admitted]
+        duplicate_types: Counter[str] = Counter()
+        if self.metrics is not None and not admitted.all():
+            duplicate_types.update(env["event_type"].take(pa.array(ok_rows[~admitted])).to_pylist())
         # Group landed rows by event type (stable: source order within a type), so the bronze
         # table splits into per-type parts by slicing rather than copying.
         types = analysis.envelope["event_type"].take(pa.array(landed)).dictionary_encode()
@@ -236,12 +347,15 @@ class IngestEngine:
         )
         protected, rewritten = self._protect(analysis, landed, protector, batch.raw_is_json)
         bad = np.flatnonzero(~rej.ok)
+        bad_raw = analysis.raw_records(batch).take(pa.array(bad, pa.int64())).to_pylist()
         keep = analysis.keep
+        landed_take = pa.array(landed, pa.int64())
+        wants_letters = getattr(source, "dead_letter", None) is not None
         return Landing(
             ingest_time=ingest_time,
             bronze=self._bronze_table(batch, analysis, offsets, landed, rewritten, ingest_time),
             quarantine=(
-                self._quarantine_table(batch, analysis, offsets, bad, ingest_time)
+                self._quarantine_table(batch, analysis, offsets, bad, bad_raw, ingest_time)
                 if bad.size
                 else None
             ),
@@ -257,12 +371,57 @@ class IngestEngine:
             landed_types=landed_types,
             first_offset=int(offsets[0]) if offsets.size else batch.first_offset,
             last_offset=int(offsets[-1]) if offsets.size else batch.first_offset,
+            landed_ids=env["event_id"].take(landed_take),
+            landed_hours=event_hours(env["event_time"].take(landed_take)),
+            dedupe_gen=dedupe_gen,
+            duplicate_types=duplicate_types,
+            quarantined_types=(
+                Counter(
+                    zip(
+                        [t or "unknown" for t in env["event_type"].take(pa.array(bad)).to_pylist()],
+                        rej.code[bad].tolist(),
+                        strict=True,
+                    )
+                )
+                if self.metrics is not None and bad.size
+                else Counter()
+            ),
+            dead_letters=(
+                self._dead_letters(batch, analysis, offsets, bad, bad_raw)
+                if wants_letters and bad.size
+                else None
+            ),
         )
 
-    def _write_and_commit(self, batch: RawBatch, landing: Landing) -> Landing:
-        """Write every part of the batch, then its manifest: the batch exists from then on."""
+    @staticmethod
+    def _dead_letters(
+        batch: RawBatch, analysis: Analysis, offsets: np.ndarray, rows: np.ndarray, raw: list[bytes]
+    ) -> list[DeadLetter]:
+        rej = analysis.rejects
+        topics, keys, partitions = batch.topics, batch.keys, batch.partitions
+        assert topics is not None and keys is not None and partitions is not None
+        return [
+            DeadLetter(
+                topic=topics[i],
+                partition=int(partitions[i]),
+                offset=int(offsets[i]),
+                key=keys[i],
+                value=value,
+                reason_code=str(rej.code[i]),
+                reason_field=rej.field[i],
+                reason_detail=str(rej.detail[i]),
+            )
+            for i, value in zip(rows.tolist(), raw, strict=True)
+        ]
+
+    def _write_and_commit(self, batch: RawBatch, landing: Landing, source: Source) -> Landing:
+        """Write every part of the batch, then its manifest: the batch exists from then on.
+
+        Dead letters go out before the manifest: a crash in between re-sends them on replay
+        (at least once; each carries its source topic/partition/offset to tell repeats)."""
         when = landing.ingest_time
         files = write_bronze(self.layout, landing.bronze, when, batch.batch_id)
+        files += self.event_index.write(batch.batch_id, landing.landed_ids, landing.landed_hours)
         if landing.quarantine is not None:
             path = self.layout.quarantine_part(when, batch.batch_id)
             write_parquet_atomic(landing.quarantine, path)
@@ -275,6 +434,8 @@ class IngestEngine:
                 path = directory / f"part-{batch.batch_id}.parquet"
                 write_parquet_atomic(table, path)
                 files.append(path)
+        if landing.dead_letters:
+            source.dead_letter(batch, landing.dead_letters)  # type: ignore[attr-defined]
         counts = {
             "undeclared_stripped": landing.undeclared_stripped,
             "records": landing.records,
@@ -294,6 +455,7 @@ class IngestEngine:
                 "counts": counts,
                 "quarantine_reasons": dict(landing.reasons),
                 "files": [str(_relative(p, self.settings.root)) for p in files],
+                **({"offsets": batch.offset_ranges} if batch.offset_ranges else {}),
             },
         )
         log.info("batch %s committed %s reasons=%s", batch.batch_id, counts, dict(landing.reasons))
@@ -345,10 +507,15 @@ class IngestEngine:
             if batch.partitions is not None
             else pa.nulls(n, pa.int32())
         )
+        uris = (
+            pa.array(batch.topics, pa.string()).take(pa.array(rows, pa.int64()))
+            if batch.topics is not None
+            else pa.array([batch.source_uri] * n, pa.string())
+        )
         return {
             "ingest_time": pa.array(np.full(n, np.datetime64(ingest_time, "us"))),
             "source": pa.array([batch.source] * n, pa.string()),
-            "source_uri": pa.array([batch.source_uri] * n, pa.string()),
+            "source_uri": uris,
             "source_partition": partitions,
             "source_offset": pa.array(offsets[rows], pa.int64()),
             "batch_id": pa.array([batch.batch_id] * n, pa.string()),
@@ -397,13 +564,13 @@ class IngestEngine:
         analysis: Analysis,
         offsets: np.ndarray,
         rows: np.ndarray,
+        raw: list[bytes],
         ingest_time: datetime,
     ) -> pa.Table:
         env = analysis.envelope
         rej = analysis.rejects
         take = pa.array(rows, pa.int64())
         seal = self.vault.sealer.seal
-        raw = analysis.raw_records(batch).take(take).to_pylist()
         columns = {
             **self._provenance(batch, offsets, rows, ingest_time),
             "event_id": env["event_id"].take(take),
@@ -411,7 +578,10 @@ class IngestEngine:
             "reason_code": pa.array(rej.code[rows].tolist(), pa.string()),
             "reason_field": pa.array(rej.field[rows].tolist(), pa.string()),
             "reason_detail": pa.array(rej.detail[rows].tolist(), pa.string()),
-            "raw_encrypted": pa.array([seal(r.rstrip()) for r in raw], pa.binary()),
+            # A line carries its newline; a message is kept byte for byte (it may be binary).
+            "raw_encrypted": pa.array(
+                [seal(r.rstrip() if batch.blob is not None else r) for r in raw], pa.binary()
+            ),
         }
         return pa.Table.from_pydict(columns, schema=QUARANTINE_SCHEMA)
 

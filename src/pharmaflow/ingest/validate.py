@@ -390,7 +390,7 @@ def validate(docs: list[Any], registry: ContractRegistry) -> Validated:
     if kinds is not None:
         for i in np.flatnonzero(kinds == 2):
             if isinstance(docs[i], Undecodable):
-                rej.reject(np.array([i]), "malformed_json", None, docs[i].detail)
+                rej.reject(np.array([i]), docs[i].code, None, docs[i].detail)
         rej.reject(kinds != 1, "not_an_object", None, "an event must be a JSON object")
         docs = [d if type(d) is dict else _EMPTY for d in docs]
 

@@ -1,9 +1,15 @@
 """Batch commits: a batch exists once its manifest exists, and only then.
 
-A batch writes several files (one bronze part per event type, a quarantine part, vault parts).
-They become a unit through the manifest, written atomically after all of them. A crash before
-the manifest leaves files whose batch has no manifest; `recover` deletes them before the next
-run, and the source replays that batch, so nothing is lost and nothing is doubled.
+A batch writes several files (one bronze part per event type, a quarantine part, vault parts,
+dedupe index parts). They become a unit through the manifest, written atomically after all of
+them. A crash before the manifest leaves files whose batch has no manifest; `recover` deletes
+them before the next run, and the source replays that batch, so nothing is lost and nothing
+is doubled. Several writers may share a lake: recovery only touches files of writers that are
+no longer running (see `writers`).
+
+Manifests of stream batches also record the offsets they hold per topic partition. Those
+offsets are the stream's exactly-once bookmark: a record at or below the landed offset of its
+partition was landed by some earlier batch, whatever the broker's committed offset says.
 """
 
 from __future__ import annotations
@@ -18,18 +24,51 @@ import orjson
 
 from pharmaflow.lake.files import TMP_PREFIX, write_bytes_atomic
 from pharmaflow.lake.layout import LakeLayout
+from pharmaflow.lake.writers import FILE_WRITER, is_live, writer_of
 
 _PART = re.compile(r"^part-(?P<batch>.+)\.parquet$")
+_TMP = re.compile(rf"^{re.escape(TMP_PREFIX)}\d+-(?P<name>.+)$")
+
+# (topic, topic id, partition): a partition of one incarnation of a topic. A topic deleted and
+# created again restarts its offsets at 0 under a new id, so old bookmarks must not apply.
+PartitionKey = tuple[str, str, int]
 
 
 class CommitLog:
     def __init__(self, layout: LakeLayout, data_dirs: Iterable[Path]) -> None:
         self.layout = layout
         self.data_dirs = [layout.bronze, layout.quarantine, *data_dirs]
-        self._committed = {p.stem for p in layout.manifests.glob("*.json")}
+        self._committed: set[str] = set()
+        self._offsets: dict[PartitionKey, int] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Take in manifests committed since the last look (other writers share the lake)."""
+        if not self.layout.manifests.exists():
+            return
+        for path in self.layout.manifests.glob("*.json"):
+            if path.stem not in self._committed:
+                self._committed.add(path.stem)
+                offsets = orjson.loads(path.read_bytes()).get("offsets")
+                if offsets:
+                    self._note_offsets(offsets)
+
+    def _note_offsets(self, ranges: list[list[Any]]) -> None:
+        for topic, topic_id, partition, _first, last in ranges:
+            key = (topic, topic_id, int(partition))
+            if last > self._offsets.get(key, -1):
+                self._offsets[key] = int(last)
+
+    def landed_offsets(self) -> dict[PartitionKey, int]:
+        """The highest landed offset of every partition a committed batch holds."""
+        return dict(self._offsets)
 
     def is_committed(self, batch_id: str) -> bool:
         return batch_id in self._committed
+
+    @property
+    def committed(self) -> frozenset[str]:
+        return frozenset(self._committed)
 
     def commit(self, batch_id: str, manifest: dict[str, Any]) -> None:
         manifest = {**manifest, "batch_id": batch_id, "committed_at": datetime.now(UTC).isoformat()}
@@ -37,25 +76,39 @@ class CommitLog:
             orjson.dumps(manifest, option=orjson.OPT_INDENT_2), self.layout.manifest(batch_id)
         )
         self._committed.add(batch_id)
+        if manifest.get("offsets"):
+            self._note_offsets(manifest["offsets"])
 
     def manifest(self, batch_id: str) -> dict[str, Any]:
         return orjson.loads(self.layout.manifest(batch_id).read_bytes())
 
-    def recover(self) -> list[Path]:
-        """Delete temporary files and parts of uncommitted batches; return what was removed."""
+    def recover(self, writer: str = FILE_WRITER) -> list[Path]:
+        """Delete temporary files and parts of uncommitted batches written by `writer` (this
+        run, which holds its lock) or by writers no longer running; return what was removed."""
+        self.refresh()
         removed: list[Path] = []
+        verdicts: dict[str, bool] = {writer: True}
+
+        def dead(owner: str) -> bool:
+            if owner not in verdicts:
+                verdicts[owner] = not is_live(self.layout.root, owner)
+            return verdicts[owner]
+
         for directory in self.data_dirs:
             if not directory.exists():
                 continue
             for path in directory.rglob("*"):
                 if not path.is_file():
                     continue
-                if path.name.startswith(TMP_PREFIX):
-                    path.unlink()
-                    removed.append(path)
+                name = path.name
+                temp = _TMP.match(name)
+                if temp:
+                    name = temp["name"]
+                match = _PART.match(name)
+                if not match:
                     continue
-                match = _PART.match(path.name)
-                if match and match["batch"] not in self._committed:
+                batch = match["batch"]
+                if (temp or batch not in self._committed) and dead(writer_of(batch)):
                     path.unlink()
                     removed.append(path)
         return removed

@@ -23,6 +23,14 @@ class LakeLayout:
     def manifests(self) -> Path:
         return self.root / "_manifests"
 
+    @property
+    def event_ids(self) -> Path:
+        """The persistent dedupe index: landed event ids by event date (see `event_index`)."""
+        return self.root / "_event_ids"
+
+    def event_ids_part(self, event_date: str, batch_id: str) -> Path:
+        return self.event_ids / f"date={event_date}" / f"part-{batch_id}.parquet"
+
     def bronze_part(self, event_type: str, ingest_time: datetime, batch_id: str) -> Path:
         return (
             self.bronze

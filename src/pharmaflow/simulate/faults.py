@@ -82,6 +82,8 @@ class FaultPlan:
     duplicate_arrival: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     malformed: list[bytes] = field(default_factory=list)
     malformed_arrival: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # per malformed line: the genuine event (table row) it is a broken copy of
+    malformed_source: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     malformed_by_kind: dict[str, int] = field(default_factory=dict)
 
 
@@ -121,6 +123,7 @@ def plan(
     if n_bad:
         broken, sources, kinds = _malformed(table, lines, text_rows(uuid4_chars(rng, n_bad)), st)
         result.malformed = broken
+        result.malformed_source = sources
         result.malformed_arrival = arrival[sources] + rng.integers(0, 10 * MINUTE_MS, n_bad)
         result.malformed_by_kind = dict(sorted(Counter(kinds).items()))
     return result

@@ -3,7 +3,9 @@
 The domains run in dependency order, each on its own random stream: manufacturing releases
 lots, distribution moves them to DCs and pharmacies, orders dispense what has arrived and
 ship it to patients, patients answer surveys; sales run alongside. Only then are ids,
-timestamps, arrival order and faults decided over the whole stream, and the file written.
+timestamps, arrival order and faults decided over the whole stream. `generate()` stops there
+and returns the lines in arrival order (`SimOutput`), so the same window can be written to a
+file (`simulate()`) or published to Kafka (`pharmaflow.simulate.publish`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ from pharmaflow.simulate import (
     sales,
 )
 from pharmaflow.simulate.config import SimConfig, streams
-from pharmaflow.simulate.events import EventSink
+from pharmaflow.simulate.events import EventSink, EventTable
 from pharmaflow.simulate.people import build_pool
 from pharmaflow.simulate.writer import render_lines, stamp_chars, uuid4_chars, write_lines
 
@@ -78,6 +81,42 @@ class SimStats:
         return {**asdict(self), "events_per_second": round(self.events_per_second)}
 
 
+@dataclass(frozen=True)
+class SimOutput:
+    """The simulated window in arrival order, before it is written anywhere.
+
+    Output line i is `lines[rows[i]]`; it arrives at `arrival_ms[i]` (non-decreasing) and comes
+    from the genuine event `sources[i]` (a table row): itself, the event a duplicate copies, or
+    the event a malformed line is a broken copy of. Routing uses the source, so even a line that
+    is not JSON goes to its source event's topic with its key.
+    """
+
+    lines: list[bytes]  # genuine events in table order, then the malformed lines
+    rows: np.ndarray  # int64 per output line: index into `lines`
+    arrival_ms: np.ndarray  # int64 per output line: epoch ms it arrives at
+    sources: np.ndarray  # int64 per output line: row of its genuine source event
+    table: EventTable
+    stats: SimStats
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def event_types(self) -> list[str]:
+        """Per output line, the event type of its source event."""
+        types = np.asarray(self.table.types, dtype=object)
+        return types[self.table.type_codes[self.sources]].tolist()
+
+    def keys(self) -> list[str]:
+        """Per output line, the envelope `key` (partition key) of its source event."""
+        keys: list[str] = []
+        for block in self.table.blocks:
+            if isinstance(block.keys, str):
+                keys.extend(repeat(block.keys, len(block)))
+            else:
+                keys.extend(block.keys)
+        return [keys[s] for s in self.sources.tolist()]
+
+
 def simulate(
     config: SimConfig,
     out: Path,
@@ -85,7 +124,16 @@ def simulate(
 ) -> SimStats:
     """Write the simulated window to `out` as JSONL (atomically) and describe it."""
     with _gc_paused():
-        return _simulate(config, Path(out), progress)
+        began = time.perf_counter()
+        output = _generate(config, began)
+        write_lines(Path(out), output.rows, output.lines, progress)
+        return replace(output.stats, seconds=time.perf_counter() - began)
+
+
+def generate(config: SimConfig) -> SimOutput:
+    """The simulated window in arrival order (what `simulate` writes), kept in memory."""
+    with _gc_paused():
+        return _generate(config, time.perf_counter())
 
 
 @contextmanager
@@ -101,10 +149,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _simulate(
-    config: SimConfig, out: Path, progress: Callable[[int, int], None] | None
-) -> SimStats:
-    began = time.perf_counter()
+def _generate(config: SimConfig, began: float) -> SimOutput:
     reference = load_reference(config.reference_dir)
     sink = EventSink(config.start_ms, config.end_ms)
     patients, homes = build_pool(config, reference)
@@ -138,13 +183,13 @@ def _simulate(
             n + np.arange(len(plan.malformed), dtype=np.int64),
         ]
     )
+    sources = np.concatenate([rows[: n + len(plan.duplicate_of)], plan.malformed_source])
     order = np.argsort(arrival, kind="stable")
-    write_lines(out, rows[order], lines + plan.malformed, progress)
 
     type_counts = Counter(table.type_codes.tolist())
     by_type = {table.types[code]: count for code, count in sorted(type_counts.items())}
     ordering = [patients[i] for i in sorted(orders.patients_ordering)]
-    return SimStats(
+    stats = SimStats(
         lines=len(rows),
         by_type=dict(sorted(by_type.items())),
         valid_unique=n,
@@ -163,6 +208,14 @@ def _simulate(
             comments_with_phone=survey.comments_with_phone,
             comments_with_email=survey.comments_with_email,
         ),
+    )
+    return SimOutput(
+        lines=lines + plan.malformed,
+        rows=rows[order],
+        arrival_ms=arrival[order],
+        sources=sources[order],
+        table=table,
+        stats=stats,
     )
 
 

@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from pharmaflow.contracts.registry import ContractRegistry
 from pharmaflow.errors import PharmaflowError
+from pharmaflow.ingest.metrics import IngestMetrics
 from pharmaflow.ingest.sources.base import RawBatch, Source
 from pharmaflow.ingest.sources.files import CsvFileSource, JsonlFileSource
+from pharmaflow.ingest.sources.kafka import KafkaSource, parse_kafka_url
 
 JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
 
-def open_sources(spec: str, registry: ContractRegistry) -> list[Source]:
-    """A file, or every JSONL/CSV file in a directory (sorted), as sources."""
+def is_stream(spec: str) -> bool:
+    return spec.startswith("kafka://")
+
+
+def open_sources(
+    spec: str,
+    registry: ContractRegistry,
+    *,
+    default_bootstrap: str | None = None,
+    stop: threading.Event | None = None,
+    idle_exit: float | None = None,
+    metrics: IngestMetrics | None = None,
+) -> list[Source]:
+    """A Kafka URL, a file, or every JSONL/CSV file in a directory (sorted), as sources."""
+    if is_stream(spec):
+        return [KafkaSource(parse_kafka_url(spec, default_bootstrap), stop, idle_exit, metrics)]
     if "://" in spec:
         scheme = spec.split("://", 1)[0]
-        raise PharmaflowError(f"source scheme {scheme}:// is not supported yet (files only)")
+        raise PharmaflowError(f"source scheme {scheme}:// is not supported (kafka:// or files)")
     path = Path(spec).expanduser()
     if path.is_dir():
         files = sorted(
@@ -40,4 +57,12 @@ def _file_source(path: Path, registry: ContractRegistry) -> Source:
     raise PharmaflowError(f"{path}: unknown file type {path.suffix!r} (use .jsonl or .csv)")
 
 
-__all__ = ["CsvFileSource", "JsonlFileSource", "RawBatch", "Source", "open_sources"]
+__all__ = [
+    "CsvFileSource",
+    "JsonlFileSource",
+    "KafkaSource",
+    "RawBatch",
+    "Source",
+    "is_stream",
+    "open_sources",
+]

@@ -1,0 +1,573 @@
+"""Kafka as an ingest source: a consumer-group member that hands the engine batches of messages.
+
+Exactly once without Kafka transactions (Tansu accepts them but does not honour them):
+- offsets are committed to the broker only in `ack`, after the batch's manifest is written;
+- every manifest records the offsets it holds per (topic, topic id, partition), so a record at
+  or below the landed offset of its partition is known to be in the lake and is skipped as
+  replayed, whether we crashed between manifest and offset commit, or a rebalance handed the
+  partition to a worker that starts from an older committed offset;
+- before losing partitions (a rebalance) or stopping, the engine drains: every batch handed
+  over is landed and committed; records read but not yet handed over are dropped unacked, and
+  the partition's next owner reads them again.
+A topic deleted and created again restarts at offset 0 under a new topic id, so bookmarks are
+kept per topic id and a would-be skip first re-checks the topic's id.
+
+Records are JSON; a record framed as Confluent Avro (magic byte 0, schema id) is decoded with
+the schema registry's writer schema into the same JSON form, so the contract registry judges
+both alike. A record that cannot be decoded goes to quarantine and to `<topic>.dlq`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import orjson
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+
+from pharmaflow.broker.topics import DOMAIN_TOPICS, dead_letter_topic, ensure_dead_letter_topics
+from pharmaflow.errors import PharmaflowError
+from pharmaflow.ingest.metrics import IngestMetrics
+from pharmaflow.ingest.sources.base import DeadLetter, RawBatch, SourceContext
+from pharmaflow.lake.writers import batch_id
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GROUP = "pharmaflow-ingest"
+_PARAMS = {"topics", "group", "schema_registry", "session_timeout_ms", "max_wait_ms"}
+_POLL_SECONDS = 0.2
+# consume() waits for this many messages or the poll timeout: measured on Tansu with 30
+# partitions, 10k per call reads ~300k msgs/s where 100k per call reads ~160k (it idles out).
+_CONSUME_CHUNK = 10_000
+_WARN_EVERY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class KafkaSpec:
+    """What a `kafka://HOST:PORT[,HOST:PORT]?topics=a,b&group=g` URL asks for."""
+
+    bootstrap: str
+    topics: tuple[str, ...]
+    group: str = DEFAULT_GROUP
+    schema_registry: str | None = None
+    session_timeout_ms: int = 10_000
+    max_wait_ms: int = 1_000  # a partial batch is handed over after this long
+
+    @property
+    def description(self) -> str:
+        return f"kafka://{self.bootstrap} topics={','.join(self.topics)} group={self.group}"
+
+
+def parse_kafka_url(url: str, default_bootstrap: str | None = None) -> KafkaSpec:
+    """Parse a source URL; a URL without a host uses `default_bootstrap`
+    (`KAFKA_BOOTSTRAP_SERVERS`). Every mistake is one line naming what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme != "kafka":
+        raise PharmaflowError(f"not a kafka:// URL: {url}")
+    bootstrap = parts.netloc or default_bootstrap
+    if not bootstrap:
+        raise PharmaflowError(
+            "kafka:// needs HOST:PORT (kafka://127.0.0.1:9092) or KAFKA_BOOTSTRAP_SERVERS"
+        )
+    for server in bootstrap.split(","):
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit():
+            raise PharmaflowError(f"bad Kafka server {server!r}: expected HOST:PORT")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - _PARAMS)
+    if unknown:
+        raise PharmaflowError(
+            f"unknown kafka:// parameter {unknown[0]!r} (known: {', '.join(sorted(_PARAMS))})"
+        )
+    one = {k: v[-1] for k, v in query.items()}
+    topics = tuple(t for t in one.get("topics", "").split(",") if t) or tuple(
+        DOMAIN_TOPICS.values()
+    )
+    numbers = {}
+    for name in ("session_timeout_ms", "max_wait_ms"):
+        if name in one:
+            if not one[name].isdigit() or int(one[name]) <= 0:
+                raise PharmaflowError(f"kafka:// parameter {name} must be a positive integer")
+            numbers[name] = int(one[name])
+    return KafkaSpec(
+        bootstrap=bootstrap,
+        topics=topics,
+        group=one.get("group") or DEFAULT_GROUP,
+        schema_registry=one.get("schema_registry") or None,
+        **numbers,
+    )
+
+
+class _Warner:
+    """Logs a recurring problem once, then at most every `_WARN_EVERY_SECONDS`."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def __call__(self, kind: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last.get(kind, -_WARN_EVERY_SECONDS) >= _WARN_EVERY_SECONDS:
+            self._last[kind] = now
+            log.warning(message, *args)
+
+
+@dataclass
+class _Pending:
+    """Messages read but not yet handed over as a batch."""
+
+    values: list[bytes] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    since: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def add(self, messages: list[Message]) -> None:
+        if not self.offsets:
+            self.since = time.monotonic()
+        self.values.extend([m.value() or b"" for m in messages])
+        self.keys.extend([m.key() for m in messages])
+        self.topics.extend([m.topic() for m in messages])
+        self.partitions.extend([m.partition() for m in messages])
+        self.offsets.extend([m.offset() for m in messages])
+
+    def drop(self, lost: set[tuple[str, int]]) -> int:
+        """Forget messages of partitions this consumer no longer owns."""
+        pairs = zip(self.topics, self.partitions, strict=True)
+        keep = [i for i, tp in enumerate(pairs) if tp not in lost]
+        dropped = len(self) - len(keep)
+        if dropped:
+            for name in ("values", "keys", "topics", "partitions", "offsets"):
+                column = getattr(self, name)
+                setattr(self, name, [column[i] for i in keep])
+        return dropped
+
+
+class KafkaSource:
+    """One consumer-group member. `stop` ends the stream (SIGTERM); `idle_exit` ends it after
+    that many seconds with partitions assigned and nothing to read (bounded runs: demo,
+    tests, bench)."""
+
+    source = "kafka"
+
+    def __init__(
+        self,
+        spec: KafkaSpec,
+        stop: threading.Event | None = None,
+        idle_exit: float | None = None,
+        metrics: IngestMetrics | None = None,
+    ) -> None:
+        self.spec = spec
+        self.description = spec.description
+        self.stop = stop or threading.Event()
+        self.idle_exit = idle_exit
+        self.metrics = metrics
+        self._warn = _Warner()
+        self._ctx: SourceContext | None = None
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._admin: AdminClient | None = None
+        self._wire: Any = None
+        self._assigned: set[tuple[str, int]] = set()
+        self._marks: dict[tuple[str, str, int], int] = {}  # landed, per the lake
+        self._handed: dict[tuple[str, str, int], int] = {}  # handed to the engine by us
+        self._topic_ids: dict[str, str] = {}
+        self._pending = _Pending()
+        self._assigned_at: float | None = None  # idle time counts from the last assignment
+        self._closing = False
+        self._revocations = 0
+        self._suspect = False  # the broker went away: its topics may have been recreated
+        self._lost_at: float | None = None
+        self._delivery_errors: list[str] = []
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _client_config(self) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self.spec.bootstrap,
+            "logger": logging.getLogger("pharmaflow.kafka.client"),
+            "error_cb": self._on_client_error,
+            "reconnect.backoff.ms": 100,
+            "reconnect.backoff.max.ms": 10_000,
+        }
+
+    def attach(self, ctx: SourceContext) -> None:
+        self._ctx = ctx
+        self._admin = AdminClient(
+            {k: v for k, v in self._client_config().items() if k != "error_cb"}
+        )
+        self._consumer = Consumer(
+            {
+                **self._client_config(),
+                "group.id": self.spec.group,
+                "client.id": ctx.writer,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                # cooperative-sticky leaves partitions unassigned on Tansu (see STACK.md)
+                "partition.assignment.strategy": "range",
+                "session.timeout.ms": self.spec.session_timeout_ms,
+                "enable.partition.eof": False,
+            }
+        )
+        self._producer = Producer(
+            {**self._client_config(), "linger.ms": 20, "message.timeout.ms": 0}
+        )
+        if self.spec.schema_registry:
+            from pharmaflow.contracts.avro_wire import AvroWire
+
+            self._wire = AvroWire(self.spec.schema_registry)
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        self._suspect = True
+        if error.fatal():
+            log.error("kafka client fatal error: %s", error.str())
+            return
+        self._warn(
+            f"client-{error.code()}",
+            "kafka %s unavailable or failing (%s); retrying with backoff",
+            self.spec.bootstrap,
+            error.str(),
+        )
+
+    # -- rebalances ---------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assert self._ctx is not None
+        self._assigned |= {(p.topic, p.partition) for p in partitions}
+        self._lost_at = None
+        self._assigned_at = time.monotonic()
+        self._ctx.refresh()  # another worker may have landed these partitions up to a point
+        self._marks = self._ctx.landed_offsets()
+        self._topic_ids = self._describe_topics()
+        try:
+            ensure_dead_letter_topics(self._admin, sorted({p.topic for p in partitions}))
+        except KafkaException as exc:
+            self._warn("dlq-topics", "cannot create dead-letter topics yet: %s", exc)
+        log.info(
+            "assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"
+        )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        lost = {(p.topic, p.partition) for p in partitions}
+        dropped = self._pending.drop(lost)
+        if not self._closing and self._ctx is not None:
+            self._ctx.drain()  # land and commit what was handed over, while we still own it
+        self._assigned -= lost
+        self._revocations += 1
+        log.info(
+            "revoked %s (%d unhanded records left for the next owner)",
+            ", ".join(f"{t}[{p}]" for t, p in sorted(lost)) or "nothing",
+            dropped,
+        )
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The group dropped us (session timeout, e.g. a broker outage). Offsets of lost
+        partitions can no longer be committed and waiting on the group here would deadlock;
+        batches already handed over still land, and the bookmarks in their manifests (and
+        `_handed`, if the partitions come back to us) keep their records from landing twice."""
+        lost = {(p.topic, p.partition) for p in partitions}
+        dropped = self._pending.drop(lost)
+        self._assigned -= lost
+        self._revocations += 1
+        self._lost_at = time.monotonic()
+        log.warning(
+            "lost %d partition(s) (the group dropped this worker); %d unhanded records left",
+            len(lost),
+            dropped,
+        )
+
+    def _describe_topics(self) -> dict[str, str]:
+        """Topic ids of the subscribed topics ('' where the broker gives none)."""
+        from confluent_kafka import TopicCollection
+
+        assert self._admin is not None
+        ids = dict.fromkeys(self.spec.topics, "")
+        try:
+            futures = self._admin.describe_topics(TopicCollection(list(self.spec.topics)))
+            for topic, future in futures.items():
+                try:
+                    ids[topic] = str(future.result(timeout=10).topic_id or "")
+                except KafkaException as exc:
+                    self._warn(f"describe-{topic}", "cannot describe topic %s: %s", topic, exc)
+        except (KafkaException, ValueError) as exc:
+            self._warn("describe", "cannot describe topics: %s", exc)
+        return ids
+
+    # -- the stream ---------------------------------------------------------------------------
+
+    def batches(self, batch_size: int) -> Iterator[RawBatch]:
+        assert self._consumer is not None, "attach() first"
+        consumer = self._consumer
+        self._subscribe()
+        pending = self._pending
+        idle_since = time.monotonic()
+        max_wait = self.spec.max_wait_ms / 1000
+        ticked = True
+        while not self.stop.is_set():
+            want = max(1, batch_size - len(pending))
+            revocations = self._revocations
+            messages = consumer.consume(
+                num_messages=min(want, _CONSUME_CHUNK), timeout=_POLL_SECONDS
+            )
+            good = [m for m in messages if m.error() is None]
+            if len(good) != len(messages):
+                self._log_errors([m for m in messages if m.error() is not None])
+            if revocations != self._revocations:  # a rebalance ran inside consume()
+                good = [m for m in good if (m.topic(), m.partition()) in self._assigned]
+            if good and self._suspect:
+                good = self._after_outage(good)
+            if good:
+                pending.add(good)
+                idle_since = time.monotonic()
+                if self.metrics is not None:
+                    self.metrics.consumed.labels("kafka").inc(len(good))
+            now = time.monotonic()
+            rejoin_after = 3 * self.spec.session_timeout_ms / 1000
+            if self._lost_at is not None and now - self._lost_at > rejoin_after:
+                # Seen with librdkafka against a restarted broker: dropped from the group, it
+                # never rejoins. Subscribing again starts a fresh join.
+                log.warning("no partitions since the group dropped this worker; rejoining")
+                self._lost_at = now
+                consumer.unsubscribe()
+                self._subscribe()
+            if pending and (len(pending) >= batch_size or now - pending.since >= max_wait):
+                yield self._batch(pending)
+                self._pending = pending = _Pending()
+                idle_since = time.monotonic()
+                ticked = False
+            elif not pending and not ticked and now - idle_since >= max_wait:
+                ticked = True  # the stream paused: let the engine land what it holds
+                yield RawBatch(batch_id="", source="kafka", source_uri="", records=[])
+            elif (
+                not pending
+                and self.idle_exit is not None
+                and self._assigned_at is not None
+                and now - max(idle_since, self._assigned_at) >= self.idle_exit
+            ):
+                log.info("no records for %.1fs; stopping", self.idle_exit)
+                return
+        log.info("stop requested; %d unhanded records left unacknowledged", len(pending))
+
+    def _after_outage(self, messages: list[Message]) -> list[Message]:
+        """The broker is back after an outage. A topic deleted and created again (a broker
+        that lost its storage) restarts at offset 0, but this consumer would go on fetching
+        from its old position and silently skip the new records below it: read such a topic
+        again from its beginning. Returns the messages still valid."""
+        self._suspect = False
+        fresh = self._describe_topics()
+        renewed = {t for t, new in fresh.items() if new and self._topic_ids.get(t) not in ("", new)}
+        self._topic_ids = fresh
+        if not renewed:
+            return messages
+        assert self._consumer is not None
+        log.warning("topic(s) %s were recreated; reading them from the beginning", sorted(renewed))
+        self._pending.drop({(t, p) for t, p in self._assigned if t in renewed})
+        for topic, partition in sorted(self._assigned):
+            if topic in renewed:
+                self._consumer.seek(TopicPartition(topic, partition, OFFSET_BEGINNING))
+        return [m for m in messages if m.topic() not in renewed]
+
+    def _subscribe(self) -> None:
+        assert self._consumer is not None
+        self._consumer.subscribe(
+            list(self.spec.topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+
+    def _log_errors(self, messages: list[Message]) -> None:
+        for message in messages:
+            error = message.error()
+            if error.fatal():
+                raise PharmaflowError(f"kafka consumer failed: {error.str()}")
+            self._warn(f"consume-{error.code()}", "kafka consume: %s", error.str())
+
+    def _batch(self, pending: _Pending) -> RawBatch:
+        offsets = np.array(pending.offsets, dtype=np.int64)
+        partitions = np.array(pending.partitions, dtype=np.int32)
+        skip = self._replayed(pending.topics, partitions, offsets)
+        if skip.any() and self._ctx is not None:
+            # Skipping is only right if the topic is the incarnation the bookmark is for.
+            self._topic_ids = self._describe_topics()
+            self._marks = self._ctx.landed_offsets()
+            skip = self._replayed(pending.topics, partitions, offsets)
+        ranges = self._ranges(pending.topics, partitions, offsets)
+        for topic, topic_id, partition, _lo, hi in ranges:
+            key = (topic, topic_id, partition)
+            self._handed[key] = max(hi, self._handed.get(key, -1))
+        keep = np.flatnonzero(~skip)
+        values, keys, topics = pending.values, pending.keys, pending.topics
+        if skip.any():
+            picked = keep.tolist()
+            values = [values[i] for i in picked]
+            keys = [keys[i] for i in picked]
+            topics = [topics[i] for i in picked]
+        values, errors = self._decode(values, topics)
+        return RawBatch(
+            batch_id=batch_id(
+                self._ctx.writer if self._ctx else "kafka",
+                f"{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}",
+            ),
+            source="kafka",
+            source_uri=f"kafka://{self.spec.bootstrap}",
+            records=values,
+            offsets=offsets[keep],
+            partitions=partitions[keep],
+            topics=topics,
+            keys=keys,
+            replayed=int(skip.sum()),
+            decode_errors=errors,
+            offset_ranges=ranges,
+        )
+
+    def _replayed(
+        self, topics: list[str], partitions: np.ndarray, offsets: np.ndarray
+    ) -> np.ndarray:
+        """Records at or below what the lake holds, or what this worker already handed over
+        (a partition that came back after the group dropped us is read again from the last
+        committed offset)."""
+        if not self._marks and not self._handed:
+            return np.zeros(len(offsets), dtype=bool)
+        ids = self._topic_ids
+        marks, handed = self._marks, self._handed
+        keys = [(t, ids.get(t, ""), p) for t, p in zip(topics, partitions.tolist(), strict=True)]
+        bound = np.array([max(marks.get(k, -1), handed.get(k, -1)) for k in keys], np.int64)
+        return offsets <= bound
+
+    def _ranges(
+        self, topics: list[str], partitions: np.ndarray, offsets: np.ndarray
+    ) -> list[list[Any]]:
+        spans: dict[tuple[str, int], list[int]] = {}
+        for t, p, o in zip(topics, partitions.tolist(), offsets.tolist(), strict=True):
+            span = spans.get((t, p))
+            if span is None:
+                spans[(t, p)] = [o, o]
+            else:
+                span[0] = min(span[0], o)
+                span[1] = max(span[1], o)
+        return [
+            [t, self._topic_ids.get(t, ""), p, lo, hi] for (t, p), (lo, hi) in sorted(spans.items())
+        ]
+
+    def _decode(
+        self, values: list[bytes], topics: list[str]
+    ) -> tuple[list[bytes], dict[int, tuple[str, str]]]:
+        """Avro-framed records become their JSON form; what cannot be decoded is marked."""
+        framed = [i for i, v in enumerate(values) if v[:1] == b"\x00"]
+        if not framed:
+            return values, {}
+        errors: dict[int, tuple[str, str]] = {}
+        if self._wire is None:
+            for i in framed:
+                errors[i] = ("undecodable", "Avro-framed record but no schema_registry configured")
+            return values, errors
+        from pharmaflow.contracts.avro_wire import UnknownSchemaId, WireError
+
+        values = list(values)
+        for i in framed:
+            try:
+                values[i] = orjson.dumps(self._wire.decode(values[i], topics[i]))
+            except UnknownSchemaId as exc:
+                errors[i] = ("unknown_schema_id", str(exc))
+            except WireError as exc:
+                errors[i] = ("malformed_avro", str(exc))
+        return values, errors
+
+    # -- after the engine ---------------------------------------------------------------------
+
+    def dead_letter(self, batch: RawBatch, letters: list[DeadLetter]) -> None:
+        """Send invalid records to `<topic>.dlq`, reason in headers; wait until delivered."""
+        assert self._producer is not None
+        producer = self._producer
+
+        def delivered(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                self._delivery_errors.append(error.str())
+
+        for letter in letters:
+            producer.produce(
+                dead_letter_topic(letter.topic),
+                value=letter.value,
+                key=letter.key,
+                headers=[
+                    ("reason_code", letter.reason_code.encode()),
+                    ("reason_field", (letter.reason_field or "").encode()),
+                    ("reason_detail", letter.reason_detail.encode()),
+                    ("source_topic", letter.topic.encode()),
+                    ("source_partition", str(letter.partition).encode()),
+                    ("source_offset", str(letter.offset).encode()),
+                    ("batch_id", batch.batch_id.encode()),
+                ],
+                on_delivery=delivered,
+            )
+            producer.poll(0)
+        while producer.flush(5.0):
+            self._warn("dlq-flush", "waiting to deliver dead letters to %s", self.spec.bootstrap)
+        if self._delivery_errors:
+            errors, self._delivery_errors = self._delivery_errors, []
+            raise PharmaflowError(f"dead letters not delivered: {errors[0]}")
+
+    def ack(self, batch: RawBatch) -> None:
+        """The batch is in the lake: move the group's committed offsets past it."""
+        consumer = self._consumer
+        if consumer is None or not batch.offset_ranges:
+            return
+        owned = [
+            TopicPartition(t, p, hi + 1)
+            for t, _tid, p, _lo, hi in batch.offset_ranges
+            if (t, p) in self._assigned
+        ]
+        if not owned:
+            return
+        started = time.perf_counter()
+        try:
+            consumer.commit(offsets=owned, asynchronous=False)
+        except KafkaException as exc:  # the lake's bookmarks keep this safe; say so, go on
+            self._warn("commit", "offset commit failed (%s); the lake's bookmarks still hold", exc)
+            return
+        if self.metrics is not None:
+            self.metrics.commit_seconds.observe(time.perf_counter() - started)
+            for tp in owned:
+                _low, high = consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
+                position = self._position(tp)
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(
+                    max(0, max(high, position) - tp.offset)
+                )
+
+    def _position(self, tp: TopicPartition) -> int:
+        assert self._consumer is not None
+        try:
+            return int(self._consumer.position([TopicPartition(tp.topic, tp.partition)])[0].offset)
+        except KafkaException:
+            return tp.offset
+
+    def close(self) -> None:
+        """Leave the group (its partitions go to the others at once) without committing."""
+        self._closing = True
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        if self._producer is not None:
+            self._producer.flush(10)
+            self._producer = None

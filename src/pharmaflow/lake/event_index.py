@@ -1,0 +1,85 @@
+"""The persistent half of deduplication: every landed event id, filed by event date.
+
+Memory holds only the ids of recent event hours (see `ingest.dedupe`); an event older than
+that window is checked here, reading just the parts of its own event date. Each batch writes
+one small part per event date it touched, committed with the batch like any other part, so
+the index never holds an id that is not in bronze and never misses one that is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pharmaflow.lake.files import write_parquet_atomic
+from pharmaflow.lake.layout import LakeLayout
+
+HOUR_US = 3_600_000_000
+SCHEMA = pa.schema([("event_id", pa.string()), ("event_hour", pa.int32())])
+
+
+def date_of_hour(hour: int) -> str:
+    """`YYYY-MM-DD` of an hour counted from the Unix epoch."""
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(hours=hour)).strftime("%Y-%m-%d")
+
+
+def _batch_of(path: Path) -> str:
+    return path.stem.removeprefix("part-")
+
+
+class EventIndex:
+    def __init__(self, layout: LakeLayout) -> None:
+        self.layout = layout
+
+    def write(self, batch_id: str, ids: pa.Array, hours: np.ndarray) -> list[Path]:
+        """One part per event date of the batch's landed events; returns the paths."""
+        if not len(ids):
+            return []
+        days = hours // 24
+        order = np.argsort(days, kind="stable")
+        days = days[order]
+        bounds = np.flatnonzero(np.r_[True, days[1:] != days[:-1], True])
+        ids = ids.take(pa.array(order))
+        hours = hours[order].astype(np.int32)
+        paths = []
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            path = self.layout.event_ids_part(date_of_hour(int(days[lo]) * 24), batch_id)
+            table = pa.table([ids[lo:hi], pa.array(hours[lo:hi])], schema=SCHEMA)
+            write_parquet_atomic(table, path)
+            paths.append(path)
+        return paths
+
+    def dates(self) -> list[str]:
+        if not self.layout.event_ids.exists():
+            return []
+        return sorted(p.name.removeprefix("date=") for p in self.layout.event_ids.glob("date=*"))
+
+    def parts(self, event_date: str, committed: frozenset[str]) -> list[Path]:
+        directory = self.layout.event_ids / f"date={event_date}"
+        if not directory.exists():
+            return []
+        return sorted(p for p in directory.glob("part-*.parquet") if _batch_of(p) in committed)
+
+    def read(self, paths: list[Path]) -> Iterator[pa.Table]:
+        for path in paths:
+            yield pq.read_table(path, schema=SCHEMA)
+
+    def known(self, ids: list[str], hours: np.ndarray, committed: frozenset[str]) -> set[str]:
+        """Those of `ids` (each with its event hour) that a committed batch landed."""
+        days = hours // 24
+        candidates = pa.array(ids, pa.string())
+        found: set[str] = set()
+        for day in np.unique(days).tolist():
+            tables = list(self.read(self.parts(date_of_hour(day * 24), committed)))
+            if not tables:
+                continue
+            landed = pa.concat_tables(tables)["event_id"]
+            mine = candidates.filter(pa.array(days == day))
+            found.update(mine.filter(pc.is_in(mine, value_set=landed)).to_pylist())
+        return found
