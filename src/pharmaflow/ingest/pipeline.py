@@ -242,6 +242,10 @@ class IngestEngine:
             if self.metrics is not None:
                 self.metrics.replayed.inc(batch.replayed)
                 self.metrics.batch_seconds.observe(time.perf_counter() - handed_at)
+            if batch.offset_ranges:
+                # The cyclic collector is off while batches run (see `_run`); a stream never
+                # ends, so whatever cycles its batches leave are collected here, between them.
+                gc.collect()
             result.busy_seconds = time.perf_counter() - first_at[0]
             if progress:
                 progress(records + batch.replayed)

@@ -323,6 +323,8 @@ class Shipper:
     def _excursion_exception(self, run: _LoggerRun, times: np.ndarray, celsius: np.ndarray) -> None:
         """The logger platform flags the excursion minutes after the first bad reading."""
         outside = np.flatnonzero((celsius < SPEC_MIN_C) | (celsius > SPEC_MAX_C))
+        if outside.size == 0:  # rounding kept a shallow excursion in spec: nothing to flag
+            return
         extreme = celsius[outside[np.argmax(np.abs(celsius[outside] - 5.0))]]
         payload = {
             "shipment_id": run.shipment_id,
