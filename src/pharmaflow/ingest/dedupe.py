@@ -39,11 +39,11 @@ class DedupeIndex:
     def __init__(
         self,
         index: EventIndex | None = None,
-        committed: Callable[[], frozenset[str]] = frozenset,
+        is_committed: Callable[[str], bool] = lambda _batch_id: False,
         ttl_hours: int = DEFAULT_TTL_HOURS,
     ) -> None:
         self.index = index
-        self.committed = committed
+        self.is_committed = is_committed
         self.ttl_hours = ttl_hours
         self._seen: set[str] = set()
         self._hours: dict[int, list[str]] = {}
@@ -71,7 +71,6 @@ class DedupeIndex:
         dates = self.index.dates()
         if not dates:
             return 0
-        committed = self.committed()
         if self._watermark is not None:
             start = date_of_hour(self._watermark - self.ttl_hours)
         else:  # at start: the last event date seen, and enough days before it
@@ -80,7 +79,9 @@ class DedupeIndex:
         added = 0
         for event_date in (d for d in dates if d >= start):
             fresh = [
-                p for p in self.index.parts(event_date, committed) if str(p) not in self._loaded
+                p
+                for p in self.index.parts(event_date, self.is_committed)
+                if str(p) not in self._loaded
             ]
             for path, table in zip(fresh, self.index.read(fresh), strict=True):
                 self._loaded.add(str(path))
@@ -88,19 +89,27 @@ class DedupeIndex:
         self._evict()
         return added
 
-    def _remember(self, ids: pa.Array, hours: np.ndarray, gen: int) -> int:
-        """File ids under their event hours (ids already known are skipped)."""
-        if not len(ids):
-            return 0
+    def _advance(self, hours: np.ndarray) -> None:
+        """Move the event-time watermark to the latest of `hours` (non-empty)."""
         top = int(hours.max())
         if self._watermark is None or top > self._watermark:
             self._watermark = top
+
+    def _file(self, values: np.ndarray, hours: np.ndarray, gen: int) -> None:
+        """File ids (already in `_seen`) under their event hours, for eviction by hour."""
+        for hour in np.unique(hours).tolist():
+            self._hours.setdefault(hour, []).extend(values[hours == hour].tolist())
+            self._hour_gen[hour] = max(self._hour_gen.get(hour, 0), gen)
+
+    def _remember(self, ids: pa.Array, hours: np.ndarray, gen: int) -> int:
+        """Add landed ids with their event hours (ids already known are skipped)."""
+        if not len(ids):
+            return 0
+        self._advance(hours)
         values = np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object)
         new = np.fromiter((v not in self._seen for v in values), dtype=bool, count=len(values))
         self._seen.update(values[new].tolist())
-        for hour in np.unique(hours[new]).tolist():
-            self._hours.setdefault(hour, []).extend(values[new & (hours == hour)].tolist())
-            self._hour_gen[hour] = max(self._hour_gen.get(hour, 0), gen)
+        self._file(values[new], hours[new], gen)
         return int(new.sum())
 
     def admit(self, ids: pa.Array, times: pa.Array) -> tuple[np.ndarray, int]:
@@ -114,10 +123,9 @@ class DedupeIndex:
             return np.zeros(0, dtype=bool), gen
         hours = event_hours(times)
         values = ids.to_pylist()
-        top = int(hours.max())
-        if self._watermark is None or top > self._watermark:
-            self._watermark = top
-        horizon = self._watermark - self.ttl_hours
+        self._advance(hours)
+        horizon = self.horizon
+        assert horizon is not None  # the watermark was just set
         seen = self._seen
         late = np.flatnonzero(hours < horizon)
         if late.size and self.index is not None:
@@ -125,7 +133,7 @@ class DedupeIndex:
             if unknown:
                 self.late_lookups += len(unknown)
                 known = self.index.known(
-                    [values[i] for i in unknown], hours[unknown], self.committed()
+                    [values[i] for i in unknown], hours[unknown], self.is_committed
                 )
                 if known:
                     at = np.array([i for i in unknown if values[i] in known])
@@ -133,11 +141,7 @@ class DedupeIndex:
         add = seen.add
         admitted = np.fromiter((not (v in seen or add(v)) for v in values), dtype=bool, count=n)
         if admitted.any():
-            picked = np.asarray(values, dtype=object)[admitted]
-            picked_hours = hours[admitted]
-            for hour in np.unique(picked_hours).tolist():
-                self._hours.setdefault(hour, []).extend(picked[picked_hours == hour].tolist())
-                self._hour_gen[hour] = gen
+            self._file(np.asarray(values, dtype=object)[admitted], hours[admitted], gen)
         return admitted, gen
 
     def release(self, gen: int) -> None:

@@ -196,7 +196,7 @@ class IngestEngine:
         if removed:
             log.warning("recovery removed %d files of uncommitted batches", len(removed))
         dedupe = DedupeIndex(
-            self.event_index, lambda: self.commits.committed, self.settings.dedupe_ttl_hours
+            self.event_index, self.commits.is_committed, self.settings.dedupe_ttl_hours
         )
         protector = Protector(self.tokenizer, self.vault.sealer, self.vault.load_name_tokens())
         # A batch allocates millions of short-lived objects and no reference cycles; the cyclic

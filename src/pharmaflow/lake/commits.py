@@ -40,18 +40,18 @@ class CommitLog:
         self.data_dirs = [layout.bronze, layout.quarantine, *data_dirs]
         self._committed: set[str] = set()
         self._offsets: dict[PartitionKey, int] = {}
+        self._unread: list[str] = []  # committed by others; offsets not read yet
         self.refresh()
 
     def refresh(self) -> None:
-        """Take in manifests committed since the last look (other writers share the lake)."""
+        """Take in manifests committed since the last look (other writers share the lake).
+        Their offsets are read only when asked for: a file ingest never needs them."""
         if not self.layout.manifests.exists():
             return
         for path in self.layout.manifests.glob("*.json"):
             if path.stem not in self._committed:
                 self._committed.add(path.stem)
-                offsets = orjson.loads(path.read_bytes()).get("offsets")
-                if offsets:
-                    self._note_offsets(offsets)
+                self._unread.append(path.stem)
 
     def _note_offsets(self, ranges: list[list[Any]]) -> None:
         for topic, topic_id, partition, _first, last in ranges:
@@ -61,14 +61,15 @@ class CommitLog:
 
     def landed_offsets(self) -> dict[PartitionKey, int]:
         """The highest landed offset of every partition a committed batch holds."""
+        for batch_id in self._unread:
+            offsets = self.manifest(batch_id).get("offsets")
+            if offsets:
+                self._note_offsets(offsets)
+        self._unread.clear()
         return dict(self._offsets)
 
     def is_committed(self, batch_id: str) -> bool:
         return batch_id in self._committed
-
-    @property
-    def committed(self) -> frozenset[str]:
-        return frozenset(self._committed)
 
     def commit(self, batch_id: str, manifest: dict[str, Any]) -> None:
         manifest = {**manifest, "batch_id": batch_id, "committed_at": datetime.now(UTC).isoformat()}

@@ -8,7 +8,7 @@ the index never holds an id that is not in bronze and never misses one that is.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,17 +60,19 @@ class EventIndex:
             return []
         return sorted(p.name.removeprefix("date=") for p in self.layout.event_ids.glob("date=*"))
 
-    def parts(self, event_date: str, committed: frozenset[str]) -> list[Path]:
+    def parts(self, event_date: str, committed: Callable[[str], bool]) -> list[Path]:
         directory = self.layout.event_ids / f"date={event_date}"
         if not directory.exists():
             return []
-        return sorted(p for p in directory.glob("part-*.parquet") if _batch_of(p) in committed)
+        return sorted(p for p in directory.glob("part-*.parquet") if committed(_batch_of(p)))
 
     def read(self, paths: list[Path]) -> Iterator[pa.Table]:
         for path in paths:
             yield pq.read_table(path, schema=SCHEMA)
 
-    def known(self, ids: list[str], hours: np.ndarray, committed: frozenset[str]) -> set[str]:
+    def known(
+        self, ids: list[str], hours: np.ndarray, committed: Callable[[str], bool]
+    ) -> set[str]:
         """Those of `ids` (each with its event hour) that a committed batch landed."""
         days = hours // 24
         candidates = pa.array(ids, pa.string())

@@ -67,7 +67,7 @@ def test_old_events_are_checked_against_the_lake_index(tmp_path):
     _land(layout, "b2", ["c"], [100])
     _land(layout, "b3", ["uncommitted"], [0])
     committed = frozenset({"b1", "b2"})
-    index = DedupeIndex(EventIndex(layout), lambda: committed, ttl_hours=24)
+    index = DedupeIndex(EventIndex(layout), committed.__contains__, ttl_hours=24)
     assert len(index) == 1  # only the recent date is loaded: "c"
     got = admit(index, ["a", "c", "uncommitted", "fresh", "fresh"], [0, 100, 0, 0, 0])
     assert got == [False, False, True, True, False]
@@ -78,7 +78,7 @@ def test_load_takes_in_other_writers_commits(tmp_path):
     layout = LakeLayout(tmp_path)
     committed = {"b1"}
     _land(layout, "b1", ["a"], [0])
-    index = DedupeIndex(EventIndex(layout), lambda: frozenset(committed))
+    index = DedupeIndex(EventIndex(layout), committed.__contains__)
     _land(layout, "b2", ["b"], [1])
     committed.add("b2")
     assert index.load() == 1

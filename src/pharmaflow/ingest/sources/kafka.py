@@ -37,6 +37,7 @@ from confluent_kafka import (
     KafkaException,
     Message,
     Producer,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
@@ -267,13 +268,18 @@ class KafkaSource:
             "assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"
         )
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _forget(self, partitions: list[TopicPartition]) -> tuple[set[tuple[str, int]], int]:
+        """Stop owning `partitions`: their unhanded records are dropped (the next owner reads
+        them again). Returns them and how many records were dropped."""
         lost = {(p.topic, p.partition) for p in partitions}
-        dropped = self._pending.drop(lost)
-        if not self._closing and self._ctx is not None:
-            self._ctx.drain()  # land and commit what was handed over, while we still own it
         self._assigned -= lost
         self._revocations += 1
+        return lost, self._pending.drop(lost)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if not self._closing and self._ctx is not None:
+            self._ctx.drain()  # land and commit what was handed over, while we still own it
+        lost, dropped = self._forget(partitions)
         log.info(
             "revoked %s (%d unhanded records left for the next owner)",
             ", ".join(f"{t}[{p}]" for t, p in sorted(lost)) or "nothing",
@@ -285,10 +291,7 @@ class KafkaSource:
         partitions can no longer be committed and waiting on the group here would deadlock;
         batches already handed over still land, and the bookmarks in their manifests (and
         `_handed`, if the partitions come back to us) keep their records from landing twice."""
-        lost = {(p.topic, p.partition) for p in partitions}
-        dropped = self._pending.drop(lost)
-        self._assigned -= lost
-        self._revocations += 1
+        lost, dropped = self._forget(partitions)
         self._lost_at = time.monotonic()
         log.warning(
             "lost %d partition(s) (the group dropped this worker); %d unhanded records left",
@@ -298,8 +301,6 @@ class KafkaSource:
 
     def _describe_topics(self) -> dict[str, str]:
         """Topic ids of the subscribed topics ('' where the broker gives none)."""
-        from confluent_kafka import TopicCollection
-
         assert self._admin is not None
         ids = dict.fromkeys(self.spec.topics, "")
         try:
