@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, Message, Producer
 
 from pharmaflow.broker.embedded import BrokerInfo, EmbeddedBroker
 from pharmaflow.broker.topics import DOMAIN_TOPICS, dead_letter_topic, ensure_topics, topic_for
+from pharmaflow.lake.files import TMP_PREFIX
 from pharmaflow.simulate.simulator import SimOutput
 from tests.conftest import env_with_keys
 
@@ -80,7 +81,8 @@ def result_of(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, An
 
 def manifests(data_dir: Path) -> list[dict[str, Any]]:
     directory = data_dir / "lake" / "_manifests"
-    return [orjson.loads(p.read_bytes()) for p in sorted(directory.glob("*.json"))]
+    committed = (p for p in directory.glob("*.json") if not p.name.startswith(TMP_PREFIX))
+    return [orjson.loads(p.read_bytes()) for p in sorted(committed)]
 
 
 def committed_rows(data_dir: Path) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from pharmaflow.lake.layout import LakeLayout
 from pharmaflow.lake.writers import FILE_WRITER, is_live, writer_of
 
 _PART = re.compile(r"^part-(?P<batch>.+)\.parquet$")
+_MANIFEST = re.compile(r"^(?P<batch>.+)\.json$")
 _TMP = re.compile(rf"^{re.escape(TMP_PREFIX)}\d+-(?P<name>.+)$")
 
 # (topic, topic id, partition): a partition of one incarnation of a topic. A topic deleted and
@@ -37,7 +38,7 @@ PartitionKey = tuple[str, str, int]
 class CommitLog:
     def __init__(self, layout: LakeLayout, data_dirs: Iterable[Path]) -> None:
         self.layout = layout
-        self.data_dirs = [layout.bronze, layout.quarantine, *data_dirs]
+        self.data_dirs = [layout.bronze, layout.quarantine, layout.manifests, *data_dirs]
         self._committed: set[str] = set()
         self._offsets: dict[PartitionKey, int] = {}
         self._unread: list[str] = []  # committed by others; offsets not read yet
@@ -49,6 +50,10 @@ class CommitLog:
         if not self.layout.manifests.exists():
             return
         for path in self.layout.manifests.glob("*.json"):
+            # A manifest still being written (or left by a crash before its rename) is a
+            # `.tmp-` file: its batch is not committed, and its offsets are no bookmark.
+            if path.name.startswith(TMP_PREFIX):
+                continue
             if path.stem not in self._committed:
                 self._committed.add(path.stem)
                 self._unread.append(path.stem)
@@ -105,7 +110,7 @@ class CommitLog:
                 temp = _TMP.match(name)
                 if temp:
                     name = temp["name"]
-                match = _PART.match(name)
+                match = _PART.match(name) or (temp and _MANIFEST.match(name))
                 if not match:
                     continue
                 batch = match["batch"]

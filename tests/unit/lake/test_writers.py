@@ -62,3 +62,18 @@ def test_manifests_bookmark_the_highest_offset_per_topic_incarnation(tmp_path):
     expected = {("t", "id-1", 0): 180, ("t", "id-1", 1): 10, ("t", "id-2", 0): 5}
     assert log.landed_offsets() == expected
     assert CommitLog(layout, []).landed_offsets() == expected  # read back from the manifests
+
+
+def test_a_manifest_caught_before_its_rename_commits_nothing_and_is_swept(tmp_path):
+    """kill -9 between writing a manifest's temporary file and renaming it: the batch is not
+    committed, its offsets are no bookmark, and recovery removes the temporary file."""
+    layout = LakeLayout(tmp_path)
+    batch = batch_id("kafka-h-0", "b1")
+    part = _part(layout, batch)
+    layout.manifests.mkdir(parents=True)
+    temp = layout.manifests / f".tmp-4242-{batch}.json"
+    temp.write_bytes(b'{"offsets": [["t", "id-1", 0, 0, 99]], "files": []}')
+    log = CommitLog(layout, [])
+    assert not log.is_committed(batch) and log.landed_offsets() == {}
+    with WriterLock(tmp_path, "kafka-h-0"):
+        assert set(log.recover("kafka-h-0")) == {part, temp}
