@@ -214,6 +214,7 @@ def publish(
                 progress(sent, total)
         if producer.flush(message_timeout_ms / 1000 + 10):
             _purge(producer, reports)  # still queued after the timeout: failed, not waited for
+        _resend(producer, reports, message_timeout_ms / 1000)
     except KeyboardInterrupt:
         producer.flush(5)  # what is already queued still gets its chance
         raise
@@ -281,10 +282,17 @@ class _Reports:
         self.failed = 0
         self.errors: Counter[str] = Counter()
         self.first_error: str | None = None
+        # (topic, value, key) the broker refused with its catch-all error, to send again.
+        self.resend: list[tuple[str, bytes, bytes]] = []
 
     def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
             self.delivered[msg.topic()] += 1
+        elif err.code() == KafkaError.UNKNOWN:
+            # librdkafka treats the broker's UNKNOWN_SERVER_ERROR as final, but a broker that
+            # has just restarted answers it for partitions it does not have yet (Tansu, before
+            # its topics are recreated): worth another try, until the message timeout.
+            self.resend.append((msg.topic(), msg.value() or b"", msg.key() or b""))
         else:
             self.fail(1, _error_text(err))
 
@@ -312,6 +320,23 @@ def _produce(producer: Producer, reports: _Reports, topic: str, value: bytes, ke
                 raise
             reports.fail(1, _error_text(error))
             return
+
+
+def _resend(producer: Producer, reports: _Reports, timeout_s: float) -> None:
+    """Send again what the broker refused with UNKNOWN_SERVER_ERROR, for up to `timeout_s`
+    (the message timeout); whatever is still refused then is a failure. A resent message goes
+    after those already delivered, so its key's order is kept only up to the refusal."""
+    deadline = time.monotonic() + timeout_s
+    while reports.resend and time.monotonic() < deadline:
+        again, reports.resend = reports.resend, []
+        producer.poll(min(1.0, max(0.0, deadline - time.monotonic())))  # give the broker a beat
+        for topic, value, key in again:
+            _produce(producer, reports, topic, value, key)
+        if producer.flush(max(1.0, deadline - time.monotonic())):
+            _purge(producer, reports)
+    if reports.resend:
+        reports.fail(len(reports.resend), "UNKNOWN: Unknown broker error (still, after resending)")
+        reports.resend = []
 
 
 def _encode_avro(wire: AvroWire, lines: list[bytes], topics: list[str]) -> tuple[list[bytes], int]:
