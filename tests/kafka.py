@@ -55,12 +55,16 @@ def kafka_url(bootstrap: str, group: str = "test") -> str:
 
 
 def start_worker(
-    data_dir: Path, url: str, slot: int = 0, idle_exit: float | None = 4.0, *extra: str
+    data_dir: Path, url: str, slot: int | None = 0, idle_exit: float | None = 4.0, *extra: str
 ) -> subprocess.Popen[str]:
+    """One worker process (`slot`), or with `slot=None` the command as users run it: a
+    supervisor that starts one worker and restarts it if it crashes."""
     command = [
         sys.executable, "-m", "pharmaflow", "--data-dir", str(data_dir), "ingest",
-        "--source", url, "--worker-slot", str(slot), "--json", "--batch-size", "20000",
+        "--source", url, "--json", "--batch-size", "20000",
     ]  # fmt: skip
+    if slot is not None:
+        command += ["--worker-slot", str(slot)]
     command += extra
     if idle_exit is not None:
         command += ["--idle-exit", str(idle_exit)]

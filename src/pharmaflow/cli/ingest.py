@@ -80,8 +80,11 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         worker_slot: Annotated[
-            int, typer.Option(min=0, hidden=True, help="This worker's slot on this host.")
-        ] = 0,
+            int | None,
+            typer.Option(
+                min=0, hidden=True, help="Run as this one worker slot, unsupervised (tests)."
+            ),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Validate, deduplicate and protect events, then land them in bronze.
@@ -96,8 +99,10 @@ def register(app: typer.Typer) -> None:
         port = metrics_port if metrics_port is not None else settings.metrics_port
         if is_stream(source):
             _warnings_to_stderr()
-            if workers is not None and workers > 1:
-                result = run_worker_group(settings, source, workers, idle_exit, port)
+            if worker_slot is None:  # supervised: crashed workers are started again
+                result = run_worker_group(settings, source, workers or 1, idle_exit, port)
+            elif workers is not None:
+                raise PharmaflowError("--worker-slot runs one worker; leave out --workers")
             else:
                 result = run_stream_worker(settings, source, worker_slot, idle_exit, port)
         else:

@@ -9,6 +9,7 @@ group. The parent only forwards SIGTERM/SIGINT and adds up what the workers repo
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import os
 import re
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import orjson
@@ -27,8 +29,11 @@ from pharmaflow.ingest.lifetime import die_with_parent
 from pharmaflow.ingest.metrics import IngestMetrics
 from pharmaflow.ingest.pipeline import IngestEngine, IngestResult
 from pharmaflow.ingest.sources import open_sources
+from pharmaflow.ingest.sources.kafka import parse_kafka_url
 
 log = logging.getLogger(__name__)
+
+MAX_RESTARTS = 5
 
 
 def writer_id(slot: int) -> str:
@@ -64,6 +69,10 @@ def run_stream_worker(
     metrics: IngestMetrics | None = None,
 ) -> IngestResult:
     """One group member in this process, until stopped (signal) or idle for `idle_exit` s."""
+    # An unattended worker leaves a trace: a crash in native code (librdkafka) prints every
+    # thread's stack to stderr, and kill -USR1 <pid> prints them on demand.
+    faulthandler.enable(all_threads=True)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     metrics = metrics or IngestMetrics()
     serving = metrics_port is not None
     if serving:
@@ -93,42 +102,71 @@ def run_worker_group(
     idle_exit: float | None = None,
     metrics_port: int | None = None,
 ) -> IngestResult:
-    """Start `workers` worker processes and wait for all; their results, added up."""
-    children: list[subprocess.Popen[bytes]] = []
+    """Start `workers` worker processes and wait for all; their results, added up.
+
+    A worker killed by a signal we did not send (a crash in native code: librdkafka has been
+    seen to segfault when a restarted broker drops the group) is started again, up to
+    `MAX_RESTARTS` times per slot; the lake's bookmarks make a restart lose and double nothing.
+    """
+    parse_kafka_url(source, settings.kafka_bootstrap_servers)  # a bad URL: one line, here
     env = dict(os.environ)
     # The workers are the parallelism: each analyses its own batches in-process.
     env.setdefault("PHARMAFLOW_INGEST_WORKERS", "0")
-    for slot in range(workers):
-        command = [
+    running: dict[int, subprocess.Popen[bytes]] = {}
+    finished: dict[int, tuple[int, bytes]] = {}
+    stopping = threading.Event()
+
+    def command(slot: int) -> list[str]:
+        args = [
             sys.executable, "-m", "pharmaflow", "--data-dir", str(settings.root),
             "ingest", "--source", source, "--worker-slot", str(slot), "--json",
             "--batch-size", str(settings.batch_size),
         ]  # fmt: skip
         if idle_exit is not None:
-            command += ["--idle-exit", str(idle_exit)]
+            args += ["--idle-exit", str(idle_exit)]
         if metrics_port is not None:
-            command += ["--metrics-port", str(metrics_port + slot if metrics_port else 0)]
-        children.append(
-            subprocess.Popen(command, stdout=subprocess.PIPE, env=env, preexec_fn=die_with_parent)
-        )
+            args += ["--metrics-port", str(metrics_port + slot if metrics_port else 0)]
+        return args
+
+    def supervise(slot: int) -> None:
+        for attempt in range(MAX_RESTARTS + 1):
+            child = subprocess.Popen(
+                command(slot), stdout=subprocess.PIPE, env=env, preexec_fn=die_with_parent
+            )
+            running[slot] = child
+            out = child.communicate()[0]
+            crashed = child.returncode < 0 and not stopping.is_set()
+            if not crashed or attempt == MAX_RESTARTS:
+                finished[slot] = (child.returncode, out)
+                return
+            log.warning(
+                "ingest worker %d died of signal %d; restarting it", slot, -child.returncode
+            )
+            time.sleep(1.0)
 
     def forward(signum: int, _frame: object) -> None:
-        for child in children:
+        stopping.set()
+        for child in list(running.values()):
             if child.poll() is None:
                 child.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    threads = [threading.Thread(target=supervise, args=(slot,)) for slot in range(workers)]
     try:
-        outputs = [child.communicate()[0] for child in children]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():  # join in steps, so signals reach `forward`
+                thread.join(0.5)
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
     total = IngestResult()
-    failed = [slot for slot, child in enumerate(children) if child.returncode != 0]
-    for slot, out in enumerate(outputs):
-        if slot not in failed:
+    failed = sorted(slot for slot, (code, _) in finished.items() if code != 0)
+    for code, out in finished.values():
+        if code == 0:
             total.merge(IngestResult.from_dict(orjson.loads(_last_line(out))))
-    if failed:
+    if failed or len(finished) != workers:
         raise PharmaflowError(
             f"ingest worker(s) {', '.join(map(str, failed))} failed; see {settings.logs_dir}"
         )

@@ -6,9 +6,11 @@ SIGKILL, so no cleanup code of theirs runs; the lake is then read through commit
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -105,7 +107,7 @@ def test_broker_stopped_and_restarted_mid_run_loses_nothing(tmp_path):
     try:
         ensure_topics(info.bootstrap, partitions=3)
         url = kafka_url(info.bootstrap, "outage")
-        worker = start_worker(data_dir, url, 0, None)
+        worker = start_worker(data_dir, url, None, None)  # supervised, as users run it
         produce(info.bootstrap, output, 0, half)
         before = output.stats.malformed  # reach: every record of the first half is in the lake
 
@@ -131,7 +133,9 @@ def test_broker_stopped_and_restarted_mid_run_loses_nothing(tmp_path):
             )
         except AssertionError:
             worker.kill()
-            raise AssertionError(worker.communicate(timeout=30)[1][-4000:]) from None
+            err = worker.communicate(timeout=30)[1]
+            (tmp_path / "worker.stderr").write_text(err)
+            raise AssertionError(f"rc={worker.returncode} {err[-4000:]}") from None
         worker.send_signal(signal.SIGTERM)
         _out, err = worker.communicate(timeout=60)
         assert worker.returncode == 0, err[-2000:]
@@ -142,4 +146,38 @@ def test_broker_stopped_and_restarted_mid_run_loses_nothing(tmp_path):
             worker.wait()
         if broker.info() is not None:
             broker.stop()
+    assert_exact(data_dir, output.stats)
+
+
+def test_the_supervisor_restarts_a_worker_that_crashed(tmp_path):
+    """`pharmaflow ingest --source kafka://…` supervises its worker: one killed by a signal
+    the supervisor did not send (a native crash) is started again and finishes the job."""
+    output = generate(FAULTY)
+    data_dir = tmp_path / "data"
+    with embedded_broker(tmp_path / "broker") as broker:
+        produce(broker.bootstrap, output)
+        supervisor = start_worker(
+            data_dir, kafka_url(broker.bootstrap, "supervised"), None, None, "--batch-size", "5000"
+        )
+        try:
+            wait_for(lambda: bool(manifests(data_dir)), 60, "a first batch")
+            # The worker is a child of one of the supervisor's threads.
+            tasks = Path(f"/proc/{supervisor.pid}/task").glob("*/children")
+            (child,) = [int(pid) for task in tasks for pid in task.read_text().split()]
+            os.kill(child, signal.SIGSEGV)  # what a crash in librdkafka looks like from outside
+            wait_for(
+                lambda: (
+                    sum(committed_rows(data_dir)["types"].values()) == output.stats.valid_unique
+                ),
+                90,
+                "the restarted worker to land the rest",
+            )
+            supervisor.send_signal(signal.SIGTERM)
+            _out, err = supervisor.communicate(timeout=60)
+        finally:
+            if supervisor.poll() is None:
+                supervisor.kill()
+                supervisor.wait()
+    assert supervisor.returncode == 0, err[-2000:]
+    assert "died of signal 11; restarting" in err
     assert_exact(data_dir, output.stats)
