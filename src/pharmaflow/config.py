@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,33 @@ class Settings(BaseSettings):
         None, ge=0, le=65535, description="Serve ingest metrics (Prometheus) on this port."
     )
     dbt_threads: int = Field(2, gt=0, description="Threads dbt uses for the warehouse build.")
+    warehouse_target: Literal["duckdb", "postgres", "bigquery"] = Field(
+        "duckdb",
+        description="Where dbt builds silver and gold: the embedded DuckDB file, PostgreSQL "
+        "or BigQuery.",
+    )
+    warehouse_dsn: str = Field(
+        "postgresql://127.0.0.1:5432/postgres",
+        description="PostgreSQL warehouse (target `postgres`): libpq URL, credentials included.",
+    )
+    bigquery_project: str | None = Field(None, description="GCP project (target `bigquery`).")
+    bigquery_dataset: str = Field(
+        "pharmaflow", description="BigQuery dataset prefix: <prefix>_bronze, _silver, _gold."
+    )
+    bigquery_location: str = Field("US", description="BigQuery location of the datasets.")
+    bigquery_keyfile: Path | None = Field(
+        None, description="Service-account key file; default: application default credentials."
+    )
+    late_lookback_hours: float = Field(
+        3.0,
+        ge=0,
+        description="Incremental builds re-read events ingested this long before the last "
+        "build's newest one, for batches committed out of order.",
+    )
+    survey_dsn: str = Field(
+        "postgresql://127.0.0.1:5432/postgres",
+        description="PostgreSQL database holding survey_data.survey_responses.",
+    )
     log_level: str = Field("INFO", description="Log level of the run log file.")
 
     @cached_property
