@@ -38,11 +38,12 @@ format: env
 	$(VENV)/bin/ruff format src tests bench
 
 docs: env
-	$(VENV)/bin/pharmaflow --data-dir data/docs docs --out docs/data-dictionary.md
+	$(VENV)/bin/pharmaflow --data-dir data/docs docs --out docs/data-dictionary.md --lineage docs/lineage/index.html
 
 bench: env
 	$(VENV)/bin/python bench/ingest_file.py
 	$(VENV)/bin/python bench/ingest_kafka.py
+	$(VENV)/bin/python bench/build_warehouse.py
 
 clean:
 	rm -rf data .pytest_cache .ruff_cache

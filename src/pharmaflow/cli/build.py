@@ -12,9 +12,11 @@ from pharmaflow.config import Settings
 from pharmaflow.warehouse.runner import BuildResult, build
 
 
-def run_build(settings: Settings) -> BuildResult:
+def run_build(settings: Settings, full_refresh: bool = False) -> BuildResult:
     with progress_bar("build") as advance:
-        return build(settings, on_node=lambda kind, name, status: advance(1))
+        return build(
+            settings, on_node=lambda kind, name, status: advance(1), full_refresh=full_refresh
+        )
 
 
 def show(result: BuildResult) -> None:
@@ -29,6 +31,8 @@ def show(result: BuildResult) -> None:
         f"tests: {result.tests_passed} passed, {result.tests_failed} failed "
         f"in {result.seconds:.1f}s"
     )
+    if result.full_refresh_reason is not None:
+        console.print(f"full refresh: {result.full_refresh_reason}")
     for failure in result.failures:
         console.print(f"[red]failed:[/red] {failure}")
 
@@ -38,10 +42,18 @@ def register(app: typer.Typer) -> None:
     def build_cmd(
         ctx: typer.Context,
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        full_refresh: Annotated[
+            bool,
+            typer.Option(
+                "--full-refresh",
+                help="Rebuild silver and gold from all of bronze instead of only what is new "
+                "(reference history is kept).",
+            ),
+        ] = False,
     ) -> None:
-        """Build silver and gold with dbt and run every data test."""
+        """Build silver and gold with dbt (incrementally) and run every data test."""
         settings: Settings = ctx.obj
-        result = run_build(settings)
+        result = run_build(settings, full_refresh=full_refresh)
         if as_json:
             print_json(result.to_dict())
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 
 from pharmaflow.cli.output import console
 from pharmaflow.config import Settings
-from pharmaflow.warehouse.dictionary import parse_manifest, render
+from pharmaflow.warehouse.dictionary import lineage_page, parse_manifest, render
 
 
 def register(app: typer.Typer) -> None:
@@ -19,6 +20,12 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="Markdown file to write.")] = Path(
             "docs/data-dictionary.md"
         ),
+        lineage: Annotated[
+            Path | None,
+            typer.Option(
+                help="Also write dbt's documentation site (lineage graph) as one HTML file."
+            ),
+        ] = None,
     ) -> None:
         """Write the data dictionary (every table and column of the warehouse) as markdown."""
         settings: Settings = ctx.obj
@@ -26,3 +33,7 @@ def register(app: typer.Typer) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
         console.print(f"data dictionary → {out} ({text.count('### ')} tables)")
+        if lineage is not None:
+            lineage.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(lineage_page(settings), lineage)
+            console.print(f"lineage (dbt docs) → {lineage}")

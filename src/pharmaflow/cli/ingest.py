@@ -56,8 +56,9 @@ def register(app: typer.Typer) -> None:
         source: Annotated[
             str,
             typer.Option(
-                help="A .jsonl or .csv file, a directory of them, or "
-                "kafka://HOST:PORT?topics=a,b&group=g (no host: KAFKA_BOOTSTRAP_SERVERS)."
+                help="A .jsonl or .csv file, a directory of them, "
+                "kafka://HOST:PORT?topics=a,b&group=g (no host: KAFKA_BOOTSTRAP_SERVERS), or "
+                "postgresql://HOST:PORT/DB?table=survey_data.survey_responses (new rows only)."
             ),
         ],
         batch_size: Annotated[int | None, typer.Option(min=1, help="Events per batch.")] = None,

@@ -10,7 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from pharmaflow import logs
-from pharmaflow.cli import broker, build, demo, docs, ingest, simulate, sql
+from pharmaflow.cli import broker, build, demo, docs, ingest, simulate, sql, trace
 from pharmaflow.cli.output import err_console
 from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
@@ -41,7 +41,7 @@ def _global(
     ctx.obj = settings
 
 
-for module in (simulate, ingest, build, sql, demo, docs, broker):
+for module in (simulate, ingest, build, sql, demo, docs, broker, trace):
     module.register(app)
 
 

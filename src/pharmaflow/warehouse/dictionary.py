@@ -8,6 +8,7 @@ so it cannot drift from the models: a test regenerates it and compares with the 
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from pharmaflow.config import Settings
@@ -16,6 +17,8 @@ from pharmaflow.warehouse.dbt_env import quiet_dbt
 from pharmaflow.warehouse.runner import dbt_args, prepare_project
 
 SCHEMA_ORDER = ("reference", "silver", "gold")
+LINEAGE_FILE = "static_index.html"
+TABLE_TYPES = ("model", "seed", "snapshot")
 SCHEMA_INTRO = {
     "reference": "Reference data shipped as dbt seeds (replaceable by your own files).",
     "silver": "Typed, validated, deduplicated and PHI-protected events: one table per event type.",
@@ -35,6 +38,22 @@ def parse_manifest(settings: Settings) -> Any:
     return res.result
 
 
+def lineage_page(settings: Settings) -> Path:
+    """dbt's own documentation site (lineage graph, SQL, columns) as one self-contained HTML
+    file: `dbt docs generate --static` against the data dir's warehouse."""
+    quiet_dbt()
+    from dbt.cli.main import dbtRunner
+
+    project = prepare_project(settings)
+    args = dbt_args(settings, project, "docs")
+    args.insert(1, "generate")
+    res = dbtRunner().invoke([*args, "--static", "--quiet"])
+    page = project.parent / "target" / LINEAGE_FILE
+    if not res.success or not page.exists():
+        raise PharmaflowError(f"dbt could not generate its docs: {res.exception}")
+    return page
+
+
 def render(manifest: Any) -> str:
     """Markdown: per schema, per table, its description and every column with its tests."""
     tests: dict[tuple[str, str | None], list[str]] = defaultdict(list)
@@ -42,7 +61,7 @@ def render(manifest: Any) -> str:
     relations = {
         n.unique_id: f"{n.schema}.{n.alias}"
         for n in manifest.nodes.values()
-        if n.resource_type in ("model", "seed")
+        if n.resource_type in ("model", "seed", "snapshot")
     }
     for node in manifest.nodes.values():
         if node.resource_type != "test":
@@ -56,7 +75,7 @@ def render(manifest: Any) -> str:
             rules.append((node.name, reads))
     tables: dict[str, list[Any]] = defaultdict(list)
     for node in manifest.nodes.values():
-        if node.resource_type in ("model", "seed") and node.schema in SCHEMA_ORDER:
+        if node.resource_type in TABLE_TYPES and node.schema in SCHEMA_ORDER:
             tables[node.schema].append(node)
     lines = [
         "# Data dictionary",
@@ -68,6 +87,17 @@ def render(manifest: Any) -> str:
         lines += [f"## `{schema}`", "", SCHEMA_INTRO[schema], ""]
         for node in sorted(tables[schema], key=lambda n: n.alias):
             lines += [f"### `{schema}.{node.alias}`", "", node.description.strip() or "-", ""]
+            upstream = getattr(node.depends_on, "nodes", [])  # seeds depend on nothing
+            parents = sorted(
+                {relations[d] for d in upstream if d in relations}
+                | {
+                    f"{manifest.sources[d].schema}.{manifest.sources[d].name}"
+                    for d in upstream
+                    if d in manifest.sources
+                }
+            )
+            if parents:
+                lines += [f"Built from: {', '.join(f'`{p}`' for p in parents)}.", ""]
             table_tests = sorted(set(tests[(node.unique_id, None)]))
             if table_tests:
                 lines += [f"Table tests: {', '.join(table_tests)}.", ""]
@@ -96,7 +126,7 @@ def undocumented(manifest: Any) -> list[str]:
     """`schema.table.column` of every declared column without a description."""
     missing = []
     for node in manifest.nodes.values():
-        if node.resource_type in ("model", "seed") and node.schema in SCHEMA_ORDER:
+        if node.resource_type in TABLE_TYPES and node.schema in SCHEMA_ORDER:
             if not node.description.strip():
                 missing.append(f"{node.schema}.{node.alias}")
             missing += [

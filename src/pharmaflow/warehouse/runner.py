@@ -21,6 +21,7 @@ import orjson
 
 from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
+from pharmaflow.warehouse import build_state, history, targets
 from pharmaflow.warehouse.dbt_env import quiet_dbt
 
 PROJECT_DIR = Path(__file__).parent / "dbt"
@@ -39,10 +40,13 @@ class BuildResult:
     failures: list[str] = field(default_factory=list)
     tables: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    full_refresh_reason: str | None = None  # None: an incremental build
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "success": self.success,
+            "full_refresh": self.full_refresh_reason is not None,
+            "full_refresh_reason": self.full_refresh_reason,
             "tests_passed": self.tests_passed,
             "tests_failed": self.tests_failed,
             "models_built": self.models_built,
@@ -66,21 +70,19 @@ def prepare_project(settings: Settings) -> Path:
         for name in REFERENCE_FILES:
             src = settings.reference_dir / name
             if src.exists():
-                shutil.copyfile(src, project / "seeds" / name)
+                history.copy_reference_file(src, project / "seeds" / name)
     settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    targets.check_target(settings)
     profile = {
         "pharmaflow": {
-            "target": "duckdb",
-            "outputs": {
-                "duckdb": {
-                    "type": "duckdb",
-                    "path": str(settings.warehouse_path),
-                    "threads": settings.dbt_threads,
-                }
-            },
+            "target": settings.warehouse_target,
+            "outputs": targets.profile_outputs(settings),
         }
     }
-    (work / "profiles.yml").write_bytes(orjson.dumps(profile))  # JSON is valid YAML
+    profiles = work / "profiles.yml"
+    profiles.touch(mode=0o600)  # it may hold the warehouse password
+    profiles.chmod(0o600)
+    profiles.write_bytes(orjson.dumps(profile))  # JSON is valid YAML
     return project
 
 
@@ -97,19 +99,38 @@ def dbt_args(settings: Settings, project: Path, command: str) -> list[str]:
         "--log-path",
         str(work / "logs"),
         "--vars",
-        orjson.dumps({"lake_dir": str(settings.lake_dir)}).decode(),
+        orjson.dumps(
+            {
+                "lake_dir": str(settings.lake_dir),
+                "late_lookback_hours": settings.late_lookback_hours,
+            }
+        ).decode(),
         "--threads",
         str(settings.dbt_threads),
     ]
 
 
-def build(settings: Settings, on_node: NodeDone | None = None) -> BuildResult:
-    """`dbt build` (seeds, models, tests) over the data dir's lake."""
+def build(
+    settings: Settings, on_node: NodeDone | None = None, full_refresh: bool = False
+) -> BuildResult:
+    """`dbt build` (seeds, snapshots, models, tests) over the data dir's lake.
+
+    Incremental unless `full_refresh`, or the project or reference data changed since the last
+    successful build (build_state), in which case silver and gold are rebuilt from bronze."""
     quiet_dbt()
     from dbt.cli.main import dbtRunner  # heavy import: only when building
 
     started = time.perf_counter()
     project = prepare_project(settings)
+    target = settings.warehouse_target
+    current = build_state.fingerprint(project, {}, target)
+    reason = "requested" if full_refresh else None
+    reason = reason or build_state.needs_full_refresh(settings.warehouse_dir, target, current)
+    if settings.warehouse_target == "postgres":
+        # PostgreSQL cannot read the Parquet lake: bronze is loaded (new batches only) first
+        from pharmaflow.warehouse.load_postgres import load_bronze
+
+        load_bronze(settings)
 
     def callback(event: Any) -> None:
         if on_node is None or event.info.name != "NodeFinished":
@@ -118,10 +139,18 @@ def build(settings: Settings, on_node: NodeDone | None = None) -> BuildResult:
         on_node(node.resource_type, node.node_name, node.node_status)
 
     runner = dbtRunner(callbacks=[callback])
-    res = runner.invoke([*dbt_args(settings, project, "build"), "--quiet"])
+    args = [*dbt_args(settings, project, "build"), "--quiet"]
+    if reason is not None:
+        args.append("--full-refresh")
+    build_state.forget(settings.warehouse_dir, target)
+    res = runner.invoke(args)
     if res.exception is not None and res.result is None:
         raise PharmaflowError(f"dbt could not run: {res.exception}")
-    result = BuildResult(success=bool(res.success))
+    result = BuildResult(success=bool(res.success), full_refresh_reason=reason)
+    if target == "duckdb" and settings.warehouse_path.exists():
+        checkpoint(settings.warehouse_path)
+    if result.success:
+        build_state.record(settings.warehouse_dir, target, current)
     statuses: Counter[tuple[str, str]] = Counter()
     for node_result in getattr(res.result, "results", []) or []:
         kind = node_result.node.resource_type
@@ -135,27 +164,20 @@ def build(settings: Settings, on_node: NodeDone | None = None) -> BuildResult:
     )
     result.models_built = statuses[("model", "success")]
     result.seeds_loaded = statuses[("seed", "success")]
-    result.tables = table_counts(settings.warehouse_path)
+    result.tables = targets.table_counts(settings)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def table_counts(path: Path, schemas: tuple[str, ...] = ("silver", "gold")) -> dict[str, int]:
-    """Rows per table in the given schemas.
-
-    Opened with the default (read-write) configuration on purpose: dbt ran in this process and
-    its DuckDB instance may still be open, and DuckDB only shares an instance with connections
-    of the same configuration. Nothing is written."""
-    if not path.exists():
-        return {}
+def checkpoint(path: Path) -> None:
+    """Write DuckDB's log into the file, so the file alone is the whole warehouse (copies,
+    snapshots for serving, readers in other processes). Default configuration on purpose: dbt's
+    instance may still be open in this process and is shared only with the same configuration."""
     with duckdb.connect(str(path)) as con:
-        names = con.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_schema in (select unnest($1::varchar[])) and table_type = 'BASE TABLE' "
-            "order by 1, 2",
-            [list(schemas)],
-        ).fetchall()
-        return {
-            f"{s}.{t}": con.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0]
-            for s, t in names
-        }
+        con.execute("checkpoint")
+
+
+def table_counts(path: Path, schemas: tuple[str, ...] = ("silver", "gold")) -> dict[str, int]:
+    """Rows per table in the given schemas of a DuckDB warehouse file (any target:
+    `targets.table_counts`)."""
+    return targets.duckdb_table_counts(path, schemas)

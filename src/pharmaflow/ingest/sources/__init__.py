@@ -11,6 +11,7 @@ from pharmaflow.ingest.metrics import IngestMetrics
 from pharmaflow.ingest.sources.base import RawBatch, Source
 from pharmaflow.ingest.sources.files import CsvFileSource, JsonlFileSource
 from pharmaflow.ingest.sources.kafka import KafkaSource, parse_kafka_url
+from pharmaflow.ingest.sources.postgres import PostgresSource, is_postgres_url, parse_postgres_url
 
 JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
@@ -28,12 +29,17 @@ def open_sources(
     idle_exit: float | None = None,
     metrics: IngestMetrics | None = None,
 ) -> list[Source]:
-    """A Kafka URL, a file, or every JSONL/CSV file in a directory (sorted), as sources."""
+    """A Kafka URL, a PostgreSQL table URL, a file, or every JSONL/CSV file in a directory
+    (sorted), as sources."""
     if is_stream(spec):
         return [KafkaSource(parse_kafka_url(spec, default_bootstrap), stop, idle_exit, metrics)]
+    if is_postgres_url(spec):
+        return [PostgresSource(parse_postgres_url(spec)).check()]
     if "://" in spec:
         scheme = spec.split("://", 1)[0]
-        raise PharmaflowError(f"source scheme {scheme}:// is not supported (kafka:// or files)")
+        raise PharmaflowError(
+            f"source scheme {scheme}:// is not supported (kafka://, postgresql:// or files)"
+        )
     path = Path(spec).expanduser()
     if path.is_dir():
         files = sorted(
@@ -61,6 +67,7 @@ __all__ = [
     "CsvFileSource",
     "JsonlFileSource",
     "KafkaSource",
+    "PostgresSource",
     "RawBatch",
     "Source",
     "is_stream",

@@ -121,8 +121,10 @@
   duckdb: the select over the committed Parquet files of one event type (an explicit file list:
   a snapshot), or the empty typed select when there are none. Nothing is read at parse time.
 #}
-{% macro pf_bronze_select_sql(event_type) -%}
-    {%- set files = pf_bronze_files(event_type) if execute else [] -%}
+{% macro pf_bronze_select_sql(event_type, files=none) -%}
+    {%- if files is none -%}
+        {%- set files = pf_bronze_files(event_type) if execute else [] -%}
+    {%- endif -%}
     {%- if files | length > 0 -%}
     select
     {%- for name, dtype in pf_bronze_columns() %}
@@ -165,12 +167,62 @@
 
 {% macro duckdb__pf_create_bronze_views() -%}
     {%- if execute -%}
+        {%- set files_table = pf_committed_files_relation() -%}
         {%- do run_query('create schema if not exists ' ~ adapter.quote(target.database) ~ '.bronze') -%}
+        {%- do run_query('create or replace table ' ~ files_table
+                         ~ ' (event_type varchar, batch_id varchar, file varchar)') -%}
         {%- for event_type in pf_event_types() -%}
+            {%- set files = pf_bronze_files(event_type) -%}
             {%- set view = api.Relation.create(database=target.database, schema='bronze',
                                                identifier=pf_event_table_name(event_type), type='view') -%}
-            {%- do run_query('create or replace view ' ~ view ~ ' as\n' ~ pf_bronze_select_sql(event_type)) -%}
+            {%- do run_query('create or replace view ' ~ view ~ ' as\n' ~ pf_bronze_select_sql(event_type, files)) -%}
+            {%- if files | length > 0 -%}
+                {%- do run_query('insert into ' ~ files_table ~ ' select * from (values '
+                    ~ pf_files_values(event_type, files) ~ ')') -%}
+            {%- endif -%}
         {%- endfor -%}
     {%- endif -%}
     select 1 as noop
+{%- endmacro %}
+
+{# duckdb: the table listing this run's snapshot of committed files, per event type and batch. #}
+{% macro pf_committed_files_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema='bronze',
+                                  identifier='_committed_files', type='table')) }}
+{%- endmacro %}
+
+{% macro pf_files_values(event_type, files) -%}
+    {%- for f in files -%}
+        ('{{ event_type }}', '{{ f.split('/')[-1][5:-8] | replace("'", "''") }}', '{{ f | replace("'", "''") }}'){{ ', ' if not loop.last }}
+    {%- endfor -%}
+{%- endmacro %}
+
+{#
+  Bronze rows of the batches an incremental silver model has not read yet (all of bronze on a
+  full build). duckdb: a select over only those batches' files, from this run's snapshot;
+  elsewhere: the bronze table filtered on batch_id.
+#}
+{% macro pf_bronze_unread(event_type) -%}
+    {%- set all_rows = bronze(event_type) -%}
+    {%- if not is_incremental() -%}
+        {{ return(all_rows) }}
+    {%- endif -%}
+    {{ return(adapter.dispatch('pf_bronze_unread', 'pharmaflow')(event_type, all_rows)) }}
+{%- endmacro %}
+
+{% macro default__pf_bronze_unread(event_type, all_rows) -%}
+    {{ return('(select * from ' ~ all_rows ~ ' as all_rows where batch_id not in (select distinct ingest_batch_id from ' ~ this ~ '))') }}
+{%- endmacro %}
+
+{% macro duckdb__pf_bronze_unread(event_type, all_rows) -%}
+    {%- set files = [] -%}
+    {%- if execute -%}
+        {%- set found = run_query(
+            "select file from " ~ pf_committed_files_relation()
+            ~ " where event_type = '" ~ event_type ~ "'"
+            ~ " and batch_id not in (select distinct ingest_batch_id from " ~ this ~ ")"
+            ~ " order by file") -%}
+        {%- set files = found.columns[0].values() | list -%}
+    {%- endif -%}
+    {{ return('(\n' ~ pf_bronze_select_sql(event_type, files) ~ '\n)') }}
 {%- endmacro %}

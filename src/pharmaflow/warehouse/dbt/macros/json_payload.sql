@@ -31,12 +31,20 @@
     {{ return(adapter.dispatch('pf_json_field', 'pharmaflow')(parsed_col, path, type)) }}
 {%- endmacro %}
 
+{# Not written for this adapter: an error when a model is compiled to run, not at parse time (so
+   `dbt parse` / docs / lineage still work on any adapter). #}
 {% macro default__pf_json_parse(payload_col, columns) -%}
+    {%- if execute -%}
     {{ exceptions.raise_compiler_error("pharmaflow: pf_json_parse is not implemented for adapter '" ~ target.type ~ "'") }}
+    {%- endif -%}
+    {{ payload_col }}
 {%- endmacro %}
 
 {% macro default__pf_json_field(parsed_col, path, type) -%}
+    {%- if execute -%}
     {{ exceptions.raise_compiler_error("pharmaflow: pf_json_field is not implemented for adapter '" ~ target.type ~ "'") }}
+    {%- endif -%}
+    null
 {%- endmacro %}
 
 {# ---- duckdb: one json_transform per row (parses the text once; ~4x faster than one
@@ -86,13 +94,52 @@
     {%- endif -%}
 {%- endmacro %}
 
+{# ---- postgres: the payload text cast to jsonb once per row (a binary, pre-parsed value), then
+     one `#>>` text extraction per field and a cast. A JSON null or a missing path gives null.
+     Integers go through numeric so that `2.0` converts as DuckDB's json_transform does. ---- #}
+
+{% macro postgres__pf_json_parse(payload_col, columns) -%}
+    cast({{ payload_col }} as jsonb)
+{%- endmacro %}
+
+{% macro postgres__pf_json_field(parsed_col, path, type) -%}
+    {%- set json_path = "'{" ~ (path.split('.') | join(',')) ~ "}'" -%}
+    {%- set text = '(' ~ parsed_col ~ ' #>> ' ~ json_path ~ ')' -%}
+    {%- set casts = {
+        'string': text,
+        'int': 'cast(cast(' ~ text ~ ' as numeric) as integer)',
+        'bigint': 'cast(cast(' ~ text ~ ' as numeric) as bigint)',
+        'decimal': 'cast(' ~ text ~ ' as decimal(12,2))',
+        'double': 'cast(' ~ text ~ ' as double precision)',
+        'boolean': 'cast(' ~ text ~ ' as boolean)',
+        'date': 'cast(' ~ text ~ ' as date)',
+    } -%}
+    {%- if type == 'timestamp' -%}
+        {{ pf_cast_timestamp_utc(text) }}
+    {%- elif type == 'string_list' -%}
+        {#- a JSON array -> text[]; anything else (missing, null) -> null, as on DuckDB -#}
+        case when jsonb_typeof({{ parsed_col }} #> {{ json_path }}) = 'array'
+            then array(
+                select list.element
+                from jsonb_array_elements_text({{ parsed_col }} #> {{ json_path }})
+                    with ordinality as list (element, position)
+                order by list.position
+            )
+        end
+    {%- elif type in casts -%}
+        {{ casts[type] }}
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("pharmaflow: unknown payload column type '" ~ type ~ "'") }}
+    {%- endif -%}
+{%- endmacro %}
+
 {# A timestamp text -> timestamp in UTC without zone: a time with an offset (or Z) is converted
    to UTC, a time without one is taken as UTC already. #}
 {% macro pf_cast_timestamp_utc(expr) -%}
     {{ return(adapter.dispatch('pf_cast_timestamp_utc', 'pharmaflow')(expr)) }}
 {%- endmacro %}
 
-{# default: PostgreSQL syntax (not exercised yet: no Postgres target in this project so far) #}
+{# default: PostgreSQL syntax (`~` regex match; the postgres target uses it) #}
 {% macro default__pf_cast_timestamp_utc(expr) -%}
     case
         when {{ expr }} ~ '[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)? ?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$'

@@ -12,6 +12,6 @@
     {{ pf_count_if("shipped_at is not null") }} as orders_shipped,
     {{ pf_count_if("delivered_at is not null") }} as orders_delivered,
     {{ pf_count_if("cancelled_at is not null") }} as orders_cancelled,
-    cast(avg(hours_to_deliver) as decimal(12,2)) as avg_hours_to_deliver,
-    cast({{ pf_median('hours_to_deliver') }} as decimal(12,2)) as p50_hours_to_deliver
+    {{ pf_cast_decimal('avg(hours_to_deliver)', 'decimal(12,2)') }} as avg_hours_to_deliver,
+    {{ pf_cast_decimal(pf_median('hours_to_deliver'), 'decimal(12,2)') }} as p50_hours_to_deliver
 {%- endmacro %}

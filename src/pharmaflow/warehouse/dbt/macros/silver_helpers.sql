@@ -46,9 +46,13 @@
   event_id, the JSON payload parsed once into typed columns, then envelope, payload and
   provenance columns. Each silver model only declares its payload columns and calls this.
 #}
+{#
+  Incremental (macros/incremental.sql): a run reads only the bronze batches the table holds no
+  row of yet, and appends the events whose event_id it does not hold yet.
+#}
 {% macro pf_silver_select(event_type, payload_columns) -%}
 with bronze_events as (
-    select * from {{ bronze(event_type) }} as bronze_rows
+    select * from {{ pf_bronze_unread(event_type) }} as bronze_rows
 ),
 
 deduped as (
@@ -60,6 +64,12 @@ parsed as (
         deduped.*,
         {{ pf_json_parse('payload', payload_columns) }} as p
     from deduped
+    {%- if is_incremental() %}
+    where not exists (
+        select 1 from {{ this }} as already_loaded
+        where already_loaded.event_id = deduped.event_id
+    )
+    {%- endif %}
 )
 
 select

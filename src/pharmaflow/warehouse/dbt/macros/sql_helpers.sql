@@ -13,7 +13,7 @@
 {%- endmacro %}
 
 {% macro duckdb__pf_hours_between(start_ts, end_ts) -%}
-    cast((epoch_us({{ end_ts }}) - epoch_us({{ start_ts }})) / 3600000000.0 as decimal(12,2))
+    {{ pf_cast_decimal('(epoch_us(' ~ end_ts ~ ') - epoch_us(' ~ start_ts ~ ')) / 3600000000.0', 'decimal(12,2)') }}
 {%- endmacro %}
 
 {# Median (continuous) as an aggregate. #}
@@ -25,9 +25,36 @@
     percentile_cont(0.5) within group (order by {{ expr }})
 {%- endmacro %}
 
+{# DuckDB interpolates a DECIMAL percentile in the input's scale and truncates (the median of
+   1.00 and 2.25 is 1.62 there, 1.625 on PostgreSQL, which interpolates in double): widen the
+   scale first, so the model's final cast rounds the exact value as on PostgreSQL. #}
+{% macro duckdb__pf_median(expr) -%}
+    percentile_cont(0.5) within group (order by cast({{ expr }} as decimal(38,10)))
+{%- endmacro %}
+
 {# a / b as a ratio with the given type, null when b is 0 or null #}
 {% macro pf_safe_ratio(numerator, denominator, dtype='decimal(6,4)') -%}
-    cast(cast({{ numerator }} as decimal(18,6)) / nullif({{ denominator }}, 0) as {{ dtype }})
+    {{ pf_cast_decimal('cast(' ~ numerator ~ ' as decimal(18,6)) / nullif(' ~ denominator ~ ', 0)', dtype) }}
+{%- endmacro %}
+
+{#
+  A computed number (a quotient, an average) cast to a fixed-scale decimal type, rounded half
+  away from zero on its exact value, the same on every engine. PostgreSQL divides numerics
+  exactly (and turns a double into numeric through its 15 significant digits), so a plain cast
+  does it. DuckDB divides decimals in DOUBLE (avg too): 1.005 is 1.00499999999999989 there, and
+  a direct cast gives 1.00 where PostgreSQL gives 1.01. Rounding to 10 decimals first removes
+  the binary error, then the cast rounds the exact value.
+#}
+{% macro pf_cast_decimal(expr, dtype='decimal(12,2)') -%}
+    {{ return(adapter.dispatch('pf_cast_decimal', 'pharmaflow')(expr, dtype)) }}
+{%- endmacro %}
+
+{% macro default__pf_cast_decimal(expr, dtype) -%}
+    cast({{ expr }} as {{ dtype }})
+{%- endmacro %}
+
+{% macro duckdb__pf_cast_decimal(expr, dtype) -%}
+    cast(cast({{ expr }} as decimal(38,10)) as {{ dtype }})
 {%- endmacro %}
 
 {# count of rows where the condition holds (portable count-if; 0 when none, bigint) #}

@@ -1,5 +1,6 @@
 {#
-  gold.dim_equipment: one row per piece of manufacturing equipment, with the plant it belongs to.
+  gold.dim_equipment: one row per piece of manufacturing equipment, with the plant it belongs to
+  (the plant's current name).
 #}
 
 with equipment as (
@@ -7,13 +8,13 @@ with equipment as (
 ),
 
 facilities as (
-    select * from {{ ref('facilities') }}
+    select * from {{ ref('dim_facility') }} where is_current
 )
 
 select
     equipment.equipment_id,
     equipment.site_id,
-    facilities.name as site_name,
+    facilities.facility_name as site_name,
     equipment.equipment_type,
     equipment.name as equipment_name,
     equipment.capacity_kg

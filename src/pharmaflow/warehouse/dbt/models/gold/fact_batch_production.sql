@@ -22,26 +22,73 @@
                     all readings (default 1 %);
         REVIEW      everything else (ON_HOLD, CONDITIONAL results, no lab results yet, open
                     deviations, too many out-of-spec readings).
+    * site_sk / site_region, product_sk: the reference versions valid when the batch started
+      (or at its latest status when no start was seen), SCD2 (macros/history.sql).
+
+  Incremental (macros/incremental.sql): a batch touched by a newly ingested event is rebuilt
+  from all its events; last_ingest_time is the newest ingest_time behind the row.
 #}
 
-with status_events as (
+{{ config(
+    materialized='incremental',
+    unique_key='batch_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    partition_by=pf_bq_partition('status_changed_at'),
+    cluster_by=pf_bq_cluster(['site_id', 'ndc', 'quality_flag']),
+) }}
+
+{%- set batch_events = [
+    ('silver_manufacturing_batch_status', 'batch_id'),
+    ('silver_manufacturing_sensor_reading', 'batch_id'),
+    ('silver_manufacturing_lab_result', 'batch_id'),
+    ('silver_manufacturing_deviation_opened', 'batch_id'),
+    ('silver_manufacturing_deviation_closed', 'batch_id'),
+] %}
+
+with changed_batches as (
+    {{ pf_changed_keys('batch_id', batch_events) }}
+),
+
+status_events as (
     select * from {{ ref('silver_manufacturing_batch_status') }}
+    where {{ pf_key_changed('batch_id', 'changed_batches') }}
 ),
 
 sensor_readings as (
     select * from {{ ref('silver_manufacturing_sensor_reading') }}
+    where {{ pf_key_changed('batch_id', 'changed_batches') }}
 ),
 
 lab_results as (
     select * from {{ ref('silver_manufacturing_lab_result') }}
+    where {{ pf_key_changed('batch_id', 'changed_batches') }}
 ),
 
 deviations_opened as (
     select * from {{ ref('silver_manufacturing_deviation_opened') }}
+    where {{ pf_key_changed('batch_id', 'changed_batches') }}
 ),
 
 deviations_closed as (
     select * from {{ ref('silver_manufacturing_deviation_closed') }}
+    where {{ pf_key_changed('batch_id', 'changed_batches') }}
+),
+
+ingest_watermark as (
+    select batch_id, max(last_ingest_time) as last_ingest_time
+    from (
+        select batch_id, max(ingest_time) as last_ingest_time from status_events group by batch_id
+        union all
+        select batch_id, max(ingest_time) from sensor_readings group by batch_id
+        union all
+        select batch_id, max(ingest_time) from lab_results group by batch_id
+        union all
+        select batch_id, max(ingest_time) from deviations_opened group by batch_id
+        union all
+        select batch_id, max(ingest_time) from deviations_closed group by batch_id
+    ) per_source
+    group by batch_id
 ),
 
 batches as (
@@ -130,8 +177,8 @@ batch_facts as (
         status_summary.completed_at,
         latest_status.batch_size_kg,
         latest_completion.actual_yield_kg,
-        cast(100 * latest_completion.actual_yield_kg / nullif(latest_status.batch_size_kg, 0)
-             as decimal(12,2)) as yield_pct,
+        {{ pf_safe_ratio('100 * latest_completion.actual_yield_kg', 'latest_status.batch_size_kg',
+                         'decimal(12,2)') }} as yield_pct,
 
         coalesce(lab_summary.lab_tests, 0) as lab_tests,
         coalesce(lab_summary.lab_tests_passed, 0) as lab_tests_passed,
@@ -149,7 +196,12 @@ batch_facts as (
 
         coalesce(deviation_summary.deviations, 0) as deviations,
         coalesce(deviation_summary.open_deviations, 0) as open_deviations,
-        coalesce(deviation_summary.open_critical_deviations, 0) as open_critical_deviations
+        coalesce(deviation_summary.open_critical_deviations, 0) as open_critical_deviations,
+
+        site.facility_sk as site_sk,
+        site.region as site_region,
+        product.product_sk,
+        ingest_watermark.last_ingest_time
     from batches
     left join latest_status on latest_status.batch_id = batches.batch_id
     left join latest_completion on latest_completion.batch_id = batches.batch_id
@@ -157,6 +209,9 @@ batch_facts as (
     left join lab_summary on lab_summary.batch_id = batches.batch_id
     left join sensor_summary on sensor_summary.batch_id = batches.batch_id
     left join deviation_summary on deviation_summary.batch_id = batches.batch_id
+    left join ingest_watermark on ingest_watermark.batch_id = batches.batch_id
+    {{ pf_join_version('dim_facility', 'site', 'facility_id', 'latest_status.site_id', 'coalesce(status_summary.started_at, latest_status.event_time)') }}
+    {{ pf_join_version('dim_product', 'product', 'ndc', 'latest_status.ndc', 'coalesce(status_summary.started_at, latest_status.event_time)') }}
 )
 
 select

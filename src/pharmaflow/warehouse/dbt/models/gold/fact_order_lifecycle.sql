@@ -18,30 +18,64 @@
     * current_status: the stage of the latest lifecycle event; at equal event times the later
       stage wins (PLACED < insurance answer < FILLED < SHIPPED < DELIVERED < CANCELLED).
     * hours_to_deliver: delivered_at - placed_at in hours (null until delivered).
+    * pharmacy_sk / pharmacy_region, product_sk, payer_sk: the reference versions valid at
+      placed_at (SCD2, macros/history.sql); a pharmacy that later changes region keeps this
+      order on the region it had when the order was placed.
+
+  Incremental (macros/incremental.sql): an order touched by a newly ingested event is rebuilt
+  from all its events; last_ingest_time is the newest ingest_time behind the row.
 #}
 
-with placed_events as (
+{{ config(
+    materialized='incremental',
+    unique_key='order_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    partition_by=pf_bq_partition('placed_at'),
+    cluster_by=pf_bq_cluster(['pharmacy_id', 'current_status', 'ndc']),
+) }}
+
+{%- set order_events = [
+    ('silver_pharmacy_order_placed', 'order_id'),
+    ('silver_pharmacy_order_insurance_validated', 'order_id'),
+    ('silver_pharmacy_order_filled', 'order_id'),
+    ('silver_pharmacy_order_shipped', 'order_id'),
+    ('silver_pharmacy_order_delivered', 'order_id'),
+    ('silver_pharmacy_order_cancelled', 'order_id'),
+] %}
+
+with changed_orders as (
+    {{ pf_changed_keys('order_id', order_events) }}
+),
+
+placed_events as (
     select * from {{ ref('silver_pharmacy_order_placed') }}
+    where {{ pf_key_changed('order_id', 'changed_orders') }}
 ),
 
 validation_events as (
     select * from {{ ref('silver_pharmacy_order_insurance_validated') }}
+    where {{ pf_key_changed('order_id', 'changed_orders') }}
 ),
 
 filled_events as (
     select * from {{ ref('silver_pharmacy_order_filled') }}
+    where {{ pf_key_changed('order_id', 'changed_orders') }}
 ),
 
 shipped_events as (
     select * from {{ ref('silver_pharmacy_order_shipped') }}
+    where {{ pf_key_changed('order_id', 'changed_orders') }}
 ),
 
 delivered_events as (
     select * from {{ ref('silver_pharmacy_order_delivered') }}
+    where {{ pf_key_changed('order_id', 'changed_orders') }}
 ),
 
 cancelled_events as (
     select * from {{ ref('silver_pharmacy_order_cancelled') }}
+    where {{ pf_key_changed('order_id', 'changed_orders') }}
 ),
 
 -- every order seen in any order event
@@ -125,6 +159,12 @@ lifecycle_events as (
 
 current_stage as (
     {{ pf_pick_one('lifecycle_events', 'order_id', 'event_time desc, stage_rank desc, ingest_time desc') }}
+),
+
+ingest_watermark as (
+    select order_id, max(ingest_time) as last_ingest_time
+    from lifecycle_events
+    group by order_id
 )
 
 select
@@ -162,7 +202,13 @@ select
 
     current_stage.stage as current_status,
     current_stage.event_time as status_changed_at,
-    {{ pf_hours_between('first_placement.event_time', 'latest_delivery.event_time') }} as hours_to_deliver
+    {{ pf_hours_between('first_placement.event_time', 'latest_delivery.event_time') }} as hours_to_deliver,
+
+    pharmacy.facility_sk as pharmacy_sk,
+    pharmacy.region as pharmacy_region,
+    product.product_sk,
+    payer.payer_sk,
+    ingest_watermark.last_ingest_time
 from orders
 left join first_placement on first_placement.order_id = orders.order_id
 left join latest_validation on latest_validation.order_id = orders.order_id
@@ -172,3 +218,7 @@ left join latest_shipment on latest_shipment.order_id = orders.order_id
 left join latest_delivery on latest_delivery.order_id = orders.order_id
 left join latest_cancellation on latest_cancellation.order_id = orders.order_id
 left join current_stage on current_stage.order_id = orders.order_id
+left join ingest_watermark on ingest_watermark.order_id = orders.order_id
+{{ pf_join_version('dim_facility', 'pharmacy', 'facility_id', 'first_placement.pharmacy_id', 'first_placement.event_time') }}
+{{ pf_join_version('dim_product', 'product', 'ndc', 'coalesce(first_placement.ndc, latest_fill.ndc)', 'coalesce(first_placement.event_time, latest_fill.event_time)') }}
+{{ pf_join_version('dim_payer', 'payer', 'payer_id', 'first_placement.payer_id', 'first_placement.event_time') }}

@@ -1,0 +1,62 @@
+"""When an incremental build would be wrong, and a full refresh is needed instead.
+
+Incremental silver and gold (dbt/macros/incremental.sql) are only correct while the code that
+made the existing rows and the reference data they joined are the ones in force. So each
+successful build records a fingerprint of the prepared dbt project (models, macros, snapshots,
+seeds after the user's reference files are laid over them, and the build vars); a build whose
+fingerprint differs rebuilds silver and gold from bronze. Reference history is not lost: the
+snapshots keep every version and a full refresh does not touch them, so facts rebuilt after a
+region change still join the region valid at their event time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+STATE_FILE = "build-state.json"
+# What decides the rows: everything but docs and dbt's own state.
+HASHED_DIRS = ("models", "macros", "snapshots", "seeds", "tests")
+
+
+def fingerprint(project: Path, build_vars: dict[str, Any], target: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(orjson.dumps({"vars": build_vars, "target": target}, option=orjson.OPT_SORT_KEYS))
+    digest.update((project / "dbt_project.yml").read_bytes())
+    for folder in HASHED_DIRS:
+        for path in sorted((project / folder).rglob("*")):
+            if path.is_file():
+                digest.update(str(path.relative_to(project)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _state_path(warehouse_dir: Path, target: str) -> Path:
+    return warehouse_dir / f"{target}-{STATE_FILE}"
+
+
+def needs_full_refresh(warehouse_dir: Path, target: str, current: str) -> str | None:
+    """Why the next build must be a full refresh, or None when incremental is safe."""
+    path = _state_path(warehouse_dir, target)
+    if not path.exists():
+        return "first build"
+    recorded = orjson.loads(path.read_bytes()).get("fingerprint")
+    if recorded != current:
+        return "the dbt project or the reference data changed since the last build"
+    return None
+
+
+def record(warehouse_dir: Path, target: str, current: str) -> None:
+    """Remember the fingerprint of a successful build (written atomically)."""
+    path = _state_path(warehouse_dir, target)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps({"fingerprint": current}))
+    tmp.replace(path)
+
+
+def forget(warehouse_dir: Path, target: str) -> None:
+    """A failed build leaves tables half-updated: the next one starts from scratch."""
+    _state_path(warehouse_dir, target).unlink(missing_ok=True)

@@ -1,0 +1,130 @@
+{#
+  Helpers of the domain gold facts and KPI models (fact_shipment, fact_deviation, fact_survey,
+  fact_sales_daily, dim_date, kpi_*). Same rule as macros/sql_helpers.sql: the default
+  implementation is standard SQL (it runs on PostgreSQL), DuckDB / BigQuery get their own
+  `<adapter>__` version where they differ. Every number a KPI shows is computed so that it does
+  not depend on the summation order or on the engine: integer counts and sums of decimals are
+  exact, ratios go through pf_safe_ratio / pf_cast_decimal (macros/sql_helpers.sql), and only
+  the final value is cast to a fixed scale.
+#}
+
+{# Microseconds since the Unix epoch of a timestamp (UTC, no zone), as a bigint: exact on every
+   engine, so sums of durations do not depend on floating point. #}
+{% macro pf_epoch_us(ts) -%}
+    {{ return(adapter.dispatch('pf_epoch_us', 'pharmaflow')(ts)) }}
+{%- endmacro %}
+
+{# PostgreSQL: extract(epoch ...) is an exact numeric (PostgreSQL 14+) #}
+{% macro default__pf_epoch_us(ts) -%}
+    cast(extract(epoch from {{ ts }}) * 1000000 as bigint)
+{%- endmacro %}
+
+{% macro duckdb__pf_epoch_us(ts) -%}
+    epoch_us({{ ts }})
+{%- endmacro %}
+
+{% macro bigquery__pf_epoch_us(ts) -%}
+    unix_micros(timestamp({{ ts }}))
+{%- endmacro %}
+
+{# A number of microseconds (integer expression) as minutes, decimal(12,2). #}
+{% macro pf_us_to_minutes(us_expr) -%}
+    {{ pf_cast_decimal('cast(' ~ us_expr ~ ' as decimal(20,0)) / 60000000', 'decimal(12,2)') }}
+{%- endmacro %}
+
+{# Days from start_ts to end_ts as a decimal number, decimal(12,2) (null when either is null);
+   the day version of pf_hours_between (macros/sql_helpers.sql). #}
+{% macro pf_days_between(start_ts, end_ts) -%}
+    {{ return(adapter.dispatch('pf_days_between', 'pharmaflow')(start_ts, end_ts)) }}
+{%- endmacro %}
+
+{% macro default__pf_days_between(start_ts, end_ts) -%}
+    {{ pf_cast_decimal('extract(epoch from (' ~ end_ts ~ ' - ' ~ start_ts ~ ')) / 86400.0', 'decimal(12,2)') }}
+{%- endmacro %}
+
+{% macro duckdb__pf_days_between(start_ts, end_ts) -%}
+    {{ pf_cast_decimal('(epoch_us(' ~ end_ts ~ ') - epoch_us(' ~ start_ts ~ ')) / 86400000000.0', 'decimal(12,2)') }}
+{%- endmacro %}
+
+{#
+  Continuous percentile (linear interpolation between the two nearest values, as
+  percentile_cont) as an aggregate; `fraction` is a number literal in [0, 1]. Give the result
+  its fixed scale with pf_cast_decimal. BigQuery has percentile_cont only as a window function: the
+  aggregate form there is left to the BigQuery port.
+#}
+{% macro pf_percentile(expr, fraction) -%}
+    {{ return(adapter.dispatch('pf_percentile', 'pharmaflow')(expr, fraction)) }}
+{%- endmacro %}
+
+{% macro default__pf_percentile(expr, fraction) -%}
+    percentile_cont({{ fraction }}) within group (order by {{ expr }})
+{%- endmacro %}
+
+{# decimal(38,10): DuckDB interpolates a DECIMAL in its own scale and truncates (see pf_median) #}
+{% macro duckdb__pf_percentile(expr, fraction) -%}
+    quantile_cont(cast({{ expr }} as decimal(38,10)), {{ fraction }})
+{%- endmacro %}
+
+{# Mean of an exact (integer or decimal) expression as sum / count, as `dtype` (null without a
+   non-null value): avg() would sum floating point in DuckDB, whose result can depend on the
+   summation order. Cast floating-point measurements to a decimal first (pf_measurement). #}
+{% macro pf_exact_avg(expr, dtype='decimal(12,2)') -%}
+    {{ pf_safe_ratio('sum(' ~ expr ~ ')', 'count(' ~ expr ~ ')', dtype) }}
+{%- endmacro %}
+
+{# A float measurement as an exact decimal (readings carry 2 decimals). #}
+{% macro pf_measurement(expr) -%}
+    cast({{ expr }} as decimal(9,2))
+{%- endmacro %}
+
+{# NPS bucket of a 0-10 score: PROMOTER 9-10, PASSIVE 7-8, DETRACTOR 0-6 (null stays null). #}
+{% macro pf_nps_category(score) -%}
+    case
+        when {{ score }} >= 9 then 'PROMOTER'
+        when {{ score }} >= 7 then 'PASSIVE'
+        when {{ score }} >= 0 then 'DETRACTOR'
+    end
+{%- endmacro %}
+
+{#
+  A calendar part of a date as an integer: year, quarter, month, day, doy (day of year),
+  isodow (ISO day of week, 1 = Monday .. 7 = Sunday), week (ISO week), isoyear (ISO week-year).
+  Standard `extract` on DuckDB and PostgreSQL; BigQuery names the ISO parts differently.
+#}
+{% macro pf_date_part(part, date_expr) -%}
+    {{ return(adapter.dispatch('pf_date_part', 'pharmaflow')(part, date_expr)) }}
+{%- endmacro %}
+
+{% macro default__pf_date_part(part, date_expr) -%}
+    cast(extract({{ part }} from {{ date_expr }}) as {{ dbt.type_int() }})
+{%- endmacro %}
+
+{% macro bigquery__pf_date_part(part, date_expr) -%}
+    {%- set parts = {'doy': 'dayofyear', 'week': 'isoweek', 'isoyear': 'isoyear'} -%}
+    {%- if part == 'isodow' -%}
+    mod(extract(dayofweek from {{ date_expr }}) + 5, 7) + 1
+    {%- else -%}
+    extract({{ parts.get(part, part) }} from {{ date_expr }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+  KPI scopes. Each row of `relation` comes out twice: once in the overall scope (scope = 'ALL',
+  scope_id = 'ALL') and once in its own `scope` (scope_id = `id_expr`; rows where that is null
+  count only in ALL). Grouping by (scope, scope_id) then gives the overall row and one row per
+  entity from the same metric SQL, percentiles included (they do not add up from the parts).
+#}
+{% macro pf_kpi_scopes(relation, scope, id_expr) -%}
+    select
+        cast('ALL' as {{ dbt.type_string() }}) as scope,
+        cast('ALL' as {{ dbt.type_string() }}) as scope_id,
+        {{ relation }}.*
+    from {{ relation }}
+    union all
+    select
+        cast('{{ scope }}' as {{ dbt.type_string() }}) as scope,
+        cast({{ id_expr }} as {{ dbt.type_string() }}) as scope_id,
+        {{ relation }}.*
+    from {{ relation }}
+    where {{ id_expr }} is not null
+{%- endmacro %}
