@@ -61,7 +61,7 @@ def render(manifest: Any) -> str:
     relations = {
         n.unique_id: f"{n.schema}.{n.alias}"
         for n in manifest.nodes.values()
-        if n.resource_type in ("model", "seed", "snapshot")
+        if n.resource_type in TABLE_TYPES
     }
     for node in manifest.nodes.values():
         if node.resource_type != "test":
@@ -142,5 +142,5 @@ def documented_columns(manifest: Any) -> dict[str, set[str]]:
     return {
         f"{n.schema}.{n.alias}": set(n.columns)
         for n in manifest.nodes.values()
-        if n.resource_type in ("model", "seed") and n.schema in SCHEMA_ORDER
+        if n.resource_type in TABLE_TYPES and n.schema in SCHEMA_ORDER
     }

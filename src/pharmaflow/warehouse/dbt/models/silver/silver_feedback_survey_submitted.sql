@@ -1,4 +1,10 @@
-{{ config(alias='feedback_survey_submitted') }}
+{{ config(
+    alias='feedback_survey_submitted',
+    partition_by=pf_bq_partition('event_time'),
+    cluster_by=pf_bq_cluster(['key']),
+) }}
+{#- BigQuery only (macros/bigquery.sql): day partitions of event time, as events are read by
+    period; clustered by the envelope key, which gold's incremental rebuilds select by. #}
 {#
   silver.feedback_survey_submitted: one row per distinct `feedback.survey.submitted` event.
   A patient satisfaction survey about an order (comment scrubbed by ingest).

@@ -1,4 +1,10 @@
-{{ config(alias='logistics_shipment_created') }}
+{{ config(
+    alias='logistics_shipment_created',
+    partition_by=pf_bq_partition('event_time'),
+    cluster_by=pf_bq_cluster(['key']),
+) }}
+{#- BigQuery only (macros/bigquery.sql): day partitions of event time, as events are read by
+    period; clustered by the envelope key, which gold's incremental rebuilds select by. #}
 {#
   silver.logistics_shipment_created: one row per distinct `logistics.shipment.created` event.
   A shipment was created: plant -> DC, DC -> pharmacy, or pharmacy -> patient

@@ -1,4 +1,10 @@
-{{ config(alias='logistics_temperature_reading') }}
+{{ config(
+    alias='logistics_temperature_reading',
+    partition_by=pf_bq_partition('event_time'),
+    cluster_by=pf_bq_cluster(['key']),
+) }}
+{#- BigQuery only (macros/bigquery.sql): day partitions of event time, as events are read by
+    period; clustered by the envelope key, which gold's incremental rebuilds select by. #}
 {#
   silver.logistics_temperature_reading: one row per distinct `logistics.temperature.reading` event.
   A cold-chain data-logger reading in a shipment, with its spec limits.

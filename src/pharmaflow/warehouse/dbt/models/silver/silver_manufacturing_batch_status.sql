@@ -1,4 +1,10 @@
-{{ config(alias='manufacturing_batch_status') }}
+{{ config(
+    alias='manufacturing_batch_status',
+    partition_by=pf_bq_partition('event_time'),
+    cluster_by=pf_bq_cluster(['key']),
+) }}
+{#- BigQuery only (macros/bigquery.sql): day partitions of event time, as events are read by
+    period; clustered by the envelope key, which gold's incremental rebuilds select by. #}
 {#
   silver.manufacturing_batch_status: one row per distinct `manufacturing.batch.status` event.
   A manufacturing batch changed status (QUEUED, IN_PROGRESS, COMPLETED, FAILED, ON_HOLD).

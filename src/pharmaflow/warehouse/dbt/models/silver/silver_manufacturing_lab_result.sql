@@ -1,4 +1,10 @@
-{{ config(alias='manufacturing_lab_result') }}
+{{ config(
+    alias='manufacturing_lab_result',
+    partition_by=pf_bq_partition('event_time'),
+    cluster_by=pf_bq_cluster(['key']),
+) }}
+{#- BigQuery only (macros/bigquery.sql): day partitions of event time, as events are read by
+    period; clustered by the envelope key, which gold's incremental rebuilds select by. #}
 {#
   silver.manufacturing_lab_result: one row per distinct `manufacturing.lab.result` event.
   A LIMS test result for a batch, with spec limits and outcome (PASS, FAIL, CONDITIONAL).

@@ -1,4 +1,10 @@
-{{ config(alias='manufacturing_sensor_reading') }}
+{{ config(
+    alias='manufacturing_sensor_reading',
+    partition_by=pf_bq_partition('event_time'),
+    cluster_by=pf_bq_cluster(['key']),
+) }}
+{#- BigQuery only (macros/bigquery.sql): day partitions of event time, as events are read by
+    period; clustered by the envelope key, which gold's incremental rebuilds select by. #}
 {#
   silver.manufacturing_sensor_reading: one row per distinct `manufacturing.sensor.reading` event.
   An equipment sensor reading taken during a batch, with its spec limits.

@@ -1,4 +1,10 @@
-{{ config(alias='pharmacy_order_shipped') }}
+{{ config(
+    alias='pharmacy_order_shipped',
+    partition_by=pf_bq_partition('event_time'),
+    cluster_by=pf_bq_cluster(['key']),
+) }}
+{#- BigQuery only (macros/bigquery.sql): day partitions of event time, as events are read by
+    period; clustered by the envelope key, which gold's incremental rebuilds select by. #}
 {#
   silver.pharmacy_order_shipped: one row per distinct `pharmacy.order.shipped` event.
   The order left the pharmacy in a shipment.
