@@ -41,6 +41,9 @@ class BuildResult:
     tables: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     full_refresh_reason: str | None = None  # None: an incremental build
+    # dbt's own execution time summed per node kind (model, test, snapshot, seed): where the
+    # time of a build goes, apart from dbt's start and parse
+    node_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +57,7 @@ class BuildResult:
             "failures": self.failures,
             "tables": self.tables,
             "seconds": round(self.seconds, 3),
+            "node_seconds": {k: round(v, 3) for k, v in sorted(self.node_seconds.items())},
         }
 
 
@@ -156,6 +160,8 @@ def build(
         kind = node_result.node.resource_type
         status = str(node_result.status)
         statuses[(kind, status)] += 1
+        seconds = getattr(node_result, "execution_time", 0.0) or 0.0
+        result.node_seconds[str(kind)] = result.node_seconds.get(str(kind), 0.0) + seconds
         if status in ("fail", "error"):
             result.failures.append(f"{node_result.node.name}: {status}")
     result.tests_passed = statuses[("test", "pass")]

@@ -114,6 +114,16 @@
   count only in ALL). Grouping by (scope, scope_id) then gives the overall row and one row per
   entity from the same metric SQL, percentiles included (they do not add up from the parts).
 #}
+{# Every (scope, scope_id) of a KPI table, with the ALL row even when there is no data, so a
+   KPI table always answers for the whole. #}
+{% macro pf_kpi_scope_rows(kpis) -%}
+    select
+        cast('ALL' as {{ dbt.type_string() }}) as scope,
+        cast('ALL' as {{ dbt.type_string() }}) as scope_id
+    union
+    select scope, scope_id from {{ kpis }}
+{%- endmacro %}
+
 {% macro pf_kpi_scopes(relation, scope, id_expr) -%}
     select
         cast('ALL' as {{ dbt.type_string() }}) as scope,

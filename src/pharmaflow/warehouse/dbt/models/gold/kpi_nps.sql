@@ -35,11 +35,7 @@ kpis as (
 ),
 
 scopes as (
-    select
-        cast('ALL' as {{ dbt.type_string() }}) as scope,
-        cast('ALL' as {{ dbt.type_string() }}) as scope_id
-    union
-    select scope, scope_id from kpis
+    {{ pf_kpi_scope_rows('kpis') }}
 )
 
 select
