@@ -3,7 +3,7 @@
 Incremental silver and gold (dbt/macros/incremental.sql) are only correct while the code that
 made the existing rows and the reference data they joined are the ones in force. So each
 successful build records a fingerprint of the prepared dbt project (models, macros, snapshots,
-seeds after the user's reference files are laid over them, and the build vars); a build whose
+seeds after the user's reference files are laid over them, and the target); a build whose
 fingerprint differs rebuilds silver and gold from bronze. Reference history is not lost: the
 snapshots keep every version and a full refresh does not touch them, so facts rebuilt after a
 region change still join the region valid at their event time.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -22,9 +21,9 @@ STATE_FILE = "build-state.json"
 HASHED_DIRS = ("models", "macros", "snapshots", "seeds", "tests")
 
 
-def fingerprint(project: Path, build_vars: dict[str, Any], target: str) -> str:
+def fingerprint(project: Path, target: str) -> str:
     digest = hashlib.sha256()
-    digest.update(orjson.dumps({"vars": build_vars, "target": target}, option=orjson.OPT_SORT_KEYS))
+    digest.update(target.encode())
     digest.update((project / "dbt_project.yml").read_bytes())
     for folder in HASHED_DIRS:
         for path in sorted((project / folder).rglob("*")):

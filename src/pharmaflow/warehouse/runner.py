@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 
 from pharmaflow.config import Settings
@@ -127,7 +126,7 @@ def build(
     started = time.perf_counter()
     project = prepare_project(settings)
     target = settings.warehouse_target
-    current = build_state.fingerprint(project, {}, target)
+    current = build_state.fingerprint(project, target)
     reason = "requested" if full_refresh else None
     reason = reason or build_state.needs_full_refresh(settings.warehouse_dir, target, current)
     if settings.warehouse_target == "postgres":
@@ -151,8 +150,7 @@ def build(
     if res.exception is not None and res.result is None:
         raise PharmaflowError(f"dbt could not run: {res.exception}")
     result = BuildResult(success=bool(res.success), full_refresh_reason=reason)
-    if target == "duckdb" and settings.warehouse_path.exists():
-        checkpoint(settings.warehouse_path)
+    targets.checkpoint(settings)
     if result.success:
         build_state.record(settings.warehouse_dir, target, current)
     statuses: Counter[tuple[str, str]] = Counter()
@@ -173,17 +171,3 @@ def build(
     result.tables = targets.table_counts(settings)
     result.seconds = time.perf_counter() - started
     return result
-
-
-def checkpoint(path: Path) -> None:
-    """Write DuckDB's log into the file, so the file alone is the whole warehouse (copies,
-    snapshots for serving, readers in other processes). Default configuration on purpose: dbt's
-    instance may still be open in this process and is shared only with the same configuration."""
-    with duckdb.connect(str(path)) as con:
-        con.execute("checkpoint")
-
-
-def table_counts(path: Path, schemas: tuple[str, ...] = ("silver", "gold")) -> dict[str, int]:
-    """Rows per table in the given schemas of a DuckDB warehouse file (any target:
-    `targets.table_counts`)."""
-    return targets.duckdb_table_counts(path, schemas)

@@ -41,18 +41,18 @@ def project_copy(tmp_path: Path) -> Path:
 
 def test_the_fingerprint_is_stable_and_sees_code_and_reference_changes(tmp_path):
     project = project_copy(tmp_path)
-    first = build_state.fingerprint(project, {}, "duckdb")
-    assert build_state.fingerprint(project, {}, "duckdb") == first
-    assert build_state.fingerprint(project, {}, "postgres") != first
+    first = build_state.fingerprint(project, "duckdb")
+    assert build_state.fingerprint(project, "duckdb") == first
+    assert build_state.fingerprint(project, "postgres") != first
 
     seed = project / "seeds" / "facilities.csv"
     seed.write_text(seed.read_text().replace("MIDWEST", "CENTRAL", 1))
-    after_seed = build_state.fingerprint(project, {}, "duckdb")
+    after_seed = build_state.fingerprint(project, "duckdb")
     assert after_seed != first
 
     model = project / "models" / "gold" / "fact_order_lifecycle.sql"
     model.write_text(model.read_text() + "\n-- changed\n")
-    assert build_state.fingerprint(project, {}, "duckdb") not in (first, after_seed)
+    assert build_state.fingerprint(project, "duckdb") not in (first, after_seed)
 
 
 def test_a_full_refresh_is_needed_first_after_a_change_and_after_a_failure(tmp_path):

@@ -46,25 +46,6 @@
     {{ pf_cast_decimal('(epoch_us(' ~ end_ts ~ ') - epoch_us(' ~ start_ts ~ ')) / 86400000000.0', 'decimal(12,2)') }}
 {%- endmacro %}
 
-{#
-  Continuous percentile (linear interpolation between the two nearest values, as
-  percentile_cont) as an aggregate; `fraction` is a number literal in [0, 1]. Give the result
-  its fixed scale with pf_cast_decimal. BigQuery has percentile_cont only as a window function: the
-  aggregate form there is left to the BigQuery port.
-#}
-{% macro pf_percentile(expr, fraction) -%}
-    {{ return(adapter.dispatch('pf_percentile', 'pharmaflow')(expr, fraction)) }}
-{%- endmacro %}
-
-{% macro default__pf_percentile(expr, fraction) -%}
-    percentile_cont({{ fraction }}) within group (order by {{ expr }})
-{%- endmacro %}
-
-{# decimal(38,10): DuckDB interpolates a DECIMAL in its own scale and truncates (see pf_median) #}
-{% macro duckdb__pf_percentile(expr, fraction) -%}
-    quantile_cont(cast({{ expr }} as decimal(38,10)), {{ fraction }})
-{%- endmacro %}
-
 {# Mean of an exact (integer or decimal) expression as sum / count, as `dtype` (null without a
    non-null value): avg() would sum floating point in DuckDB, whose result can depend on the
    summation order. Cast floating-point measurements to a decimal first (pf_measurement). #}

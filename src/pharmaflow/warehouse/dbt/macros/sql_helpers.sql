@@ -16,20 +16,30 @@
     {{ pf_cast_decimal('(epoch_us(' ~ end_ts ~ ') - epoch_us(' ~ start_ts ~ ')) / 3600000000.0', 'decimal(12,2)') }}
 {%- endmacro %}
 
+{#
+  Continuous percentile (linear interpolation between the two nearest values, as
+  percentile_cont) as an aggregate; `fraction` is a number literal in [0, 1]. Give the result
+  its fixed scale with pf_cast_decimal. DuckDB interpolates a DECIMAL in the input's scale and
+  truncates (the median of 1.00 and 2.25 is 1.62 there, 1.625 on PostgreSQL, which
+  interpolates in double): its version widens the scale first, so the final cast rounds the
+  exact value as on PostgreSQL. BigQuery has percentile_cont only as a window function: the
+  aggregate form there is left to the BigQuery port.
+#}
+{% macro pf_percentile(expr, fraction) -%}
+    {{ return(adapter.dispatch('pf_percentile', 'pharmaflow')(expr, fraction)) }}
+{%- endmacro %}
+
+{% macro default__pf_percentile(expr, fraction) -%}
+    percentile_cont({{ fraction }}) within group (order by {{ expr }})
+{%- endmacro %}
+
+{% macro duckdb__pf_percentile(expr, fraction) -%}
+    quantile_cont(cast({{ expr }} as decimal(38,10)), {{ fraction }})
+{%- endmacro %}
+
 {# Median (continuous) as an aggregate. #}
 {% macro pf_median(expr) -%}
-    {{ return(adapter.dispatch('pf_median', 'pharmaflow')(expr)) }}
-{%- endmacro %}
-
-{% macro default__pf_median(expr) -%}
-    percentile_cont(0.5) within group (order by {{ expr }})
-{%- endmacro %}
-
-{# DuckDB interpolates a DECIMAL percentile in the input's scale and truncates (the median of
-   1.00 and 2.25 is 1.62 there, 1.625 on PostgreSQL, which interpolates in double): widen the
-   scale first, so the model's final cast rounds the exact value as on PostgreSQL. #}
-{% macro duckdb__pf_median(expr) -%}
-    percentile_cont(0.5) within group (order by cast({{ expr }} as decimal(38,10)))
+    {{ pf_percentile(expr, 0.5) }}
 {%- endmacro %}
 
 {# a / b as a ratio with the given type, null when b is 0 or null #}
