@@ -17,11 +17,16 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
+# Bytecode is compiled here because PYTHONDONTWRITEBYTECODE=1 may be set (it is on CI machines):
+# without .pyc files every command recompiles its imports and `pharmaflow --help` takes seconds.
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
+# The project itself is installed editable: compile its sources on every run (only changed
+# files are recompiled; Python ignores a stale .pyc, so this can never run old code).
 env: $(VENV)/.synced
+	@$(VENV)/bin/python -m compileall -q src
 
 demo: env
 	$(VENV)/bin/pharmaflow --data-dir data/demo demo
@@ -39,11 +44,13 @@ format: env
 
 docs: env
 	$(VENV)/bin/pharmaflow --data-dir data/docs docs --out docs/data-dictionary.md --lineage docs/lineage/index.html
+	$(VENV)/bin/python -m pharmaflow.contracts.docs docs/contracts.md
 
 bench: env
 	$(VENV)/bin/python bench/ingest_file.py
 	$(VENV)/bin/python bench/ingest_kafka.py
 	$(VENV)/bin/python bench/build_warehouse.py
+	$(VENV)/bin/python bench/phi_detection.py
 
 clean:
 	rm -rf data .pytest_cache .ruff_cache

@@ -58,8 +58,10 @@ def _check(spec: FieldSpec, value: Any) -> str | None:
         return "out_of_range"
     if spec.maximum is not None and value > spec.maximum:
         return "out_of_range"
-    if spec.pattern and not re.match(spec.pattern, value):
-        return "invalid_format"
+    if spec.pattern:
+        items = value if spec.kind is Kind.STRING_LIST else [value]
+        if not all(re.fullmatch(spec.pattern, item) for item in items):
+            return "invalid_identifier" if spec.identifier else "invalid_format"
     return None
 
 

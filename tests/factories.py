@@ -102,3 +102,43 @@ def event(kind: str = "sales.sale.completed", **overrides: Any) -> dict[str, Any
 
 def jsonl(events: list[Any]) -> bytes:
     return b"".join(orjson.dumps(e) + b"\n" for e in events)
+
+
+def typed_event(kind: str, key: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A valid envelope of type `kind` around a hand-written payload (types without a factory)."""
+    return {**event("sales.sale.completed"), "event_type": kind, "key": key, "payload": payload}
+
+
+def order_placed(patient: dict[str, Any], order_id: str) -> dict[str, Any]:
+    """A placed order for `patient` (a PATIENT-shaped record)."""
+    return event(
+        "pharmacy.order.placed",
+        key=order_id,
+        payload__order_id=order_id,
+        payload__patient=copy.deepcopy(patient),
+    )
+
+
+def shipment_exception(detail: str) -> dict[str, Any]:
+    payload = {"shipment_id": "SHP-1", "exception_code": "DELAY", "detail": detail}
+    return typed_event("logistics.shipment.exception", "SHP-1", payload)
+
+
+def deviation_opened(description: str) -> dict[str, Any]:
+    payload = {
+        "deviation_id": "DEV-26-00001",
+        "batch_id": "BAT-1",
+        "severity": "MINOR",
+        "category": "LABELLING",
+        "description": description,
+    }
+    return typed_event("manufacturing.deviation.opened", "BAT-1", payload)
+
+
+def survey(comment: str, order_id: str = "ORD-1") -> dict[str, Any]:
+    return event(
+        "feedback.survey.submitted",
+        key="SRV-1",
+        payload__order_id=order_id,
+        payload__comment=comment,
+    )

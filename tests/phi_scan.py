@@ -76,3 +76,16 @@ def leaks(columns: Iterable[pa.Array | str], values: set[str], names: set[str]) 
             words = {w for t in texts for w in re.findall(r"[^\W\d_]+", t)}
             found.update(names & words)
     return sorted(found)
+
+
+def record_phi_values(patients: Iterable[dict]) -> tuple[set[str], set[str]]:
+    """(substring values, whole-word names) of hand-built patient records (`tests.factories`)."""
+    values: set[str] = set()
+    names: set[str] = set()
+    for p in patients:
+        values.update({p["patient_id"], p["date_of_birth"], p["phone"], p["email"]})
+        values.add(p["address"]["street"])
+        names.update(
+            w for n in (p["first_name"], p["last_name"]) for w in re.findall(r"[^\W\d_]+", n)
+        )
+    return values, names

@@ -8,12 +8,30 @@ dir for local runs; in production they come from the environment (a secret manag
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """The plausible span of event timestamps, relative to the moment a batch is analysed.
+
+    A clock reset (1970), a typo (2999) or a unit slip are valid ISO-8601 yet wrong, and would
+    sit in the warehouse's date range forever; ingest quarantines them instead (`out_of_range`).
+    `event_time` may run a little ahead (producers' clocks drift); other timestamps (a promised
+    delivery) are legitimately in the future, up to `max_ahead`. Dates (a date of birth) span
+    `date_min` to the day of ingest. Plain data, so it pickles to the worker processes."""
+
+    minimum: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    event_time_ahead: timedelta = timedelta(hours=24)
+    max_ahead: timedelta = timedelta(days=366)
+    date_min: date = date(1900, 1, 1)
 
 
 class Settings(BaseSettings):
@@ -78,6 +96,35 @@ class Settings(BaseSettings):
         description="PostgreSQL database holding survey_data.survey_responses.",
     )
     log_level: str = Field("INFO", description="Log level of the run log file.")
+    timestamp_min: datetime = Field(
+        datetime(2000, 1, 1, tzinfo=UTC),
+        description="Earliest plausible timestamp (event_time and every other timestamp field; "
+        "ISO-8601, UTC if no offset). Earlier ones are quarantined as out_of_range.",
+    )
+    event_time_max_ahead_hours: float = Field(
+        24.0,
+        ge=0,
+        description="How far an event_time may lie after the moment its batch is ingested "
+        "(producer clock drift); later ones are quarantined as out_of_range.",
+    )
+    timestamp_max_ahead_days: float = Field(
+        366.0,
+        ge=0,
+        description="How far other timestamp fields (e.g. a promised delivery time, legitimately "
+        "in the future) may lie after ingest; later ones are quarantined as out_of_range.",
+    )
+
+    @property
+    def time_window(self) -> TimeWindow:
+        """The timestamp plausibility window that validation applies (see `TimeWindow`)."""
+        minimum = self.timestamp_min
+        if minimum.tzinfo is None:
+            minimum = minimum.replace(tzinfo=UTC)
+        return TimeWindow(
+            minimum=minimum.astimezone(UTC),
+            event_time_ahead=timedelta(hours=self.event_time_max_ahead_hours),
+            max_ahead=timedelta(days=self.timestamp_max_ahead_days),
+        )
 
     @cached_property
     def root(self) -> Path:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pharmaflow.broker.embedded import EmbeddedBroker
-from pharmaflow.broker.topics import ensure_topics
 from pharmaflow.cli.output import console, print_json
-from pharmaflow.config import Settings
+
+if TYPE_CHECKING:
+    from pharmaflow.broker.embedded import EmbeddedBroker
+    from pharmaflow.config import Settings
 
 broker_app = typer.Typer(
     help="Run a local Kafka-compatible broker (Tansu) for this data dir.", no_args_is_help=True
@@ -17,6 +18,8 @@ broker_app = typer.Typer(
 
 
 def embedded(ctx: typer.Context) -> EmbeddedBroker:
+    from pharmaflow.broker.embedded import EmbeddedBroker
+
     settings: Settings = ctx.obj
     return EmbeddedBroker(settings.root / "broker")
 
@@ -33,6 +36,8 @@ def start_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Start the broker on 127.0.0.1 and create the domain and dead-letter topics."""
+    from pharmaflow.broker.topics import ensure_topics  # confluent_kafka: only here
+
     info = embedded(ctx).start(port=port)
     created = ensure_topics(info.bootstrap, partitions=partitions)
     if as_json:

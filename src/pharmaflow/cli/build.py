@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from pharmaflow.cli.output import console, print_json, progress_bar
-from pharmaflow.config import Settings
-from pharmaflow.warehouse.runner import BuildResult, build
+
+if TYPE_CHECKING:  # the runner loads duckdb: imported when a build runs (fast --help)
+    from pharmaflow.config import Settings
+    from pharmaflow.warehouse.runner import BuildResult
 
 
 def run_build(settings: Settings, full_refresh: bool = False) -> BuildResult:
+    from pharmaflow.warehouse.runner import build
+
     with progress_bar("build") as advance:
         return build(
             settings, on_node=lambda kind, name, status: advance(1), full_refresh=full_refresh
@@ -26,6 +30,7 @@ def show(result: BuildResult) -> None:
     for name, rows in result.tables.items():
         table.add_row(name, f"{rows:,}")
     console.print(table)
+    _show_set_aside(result)
     console.print(
         f"{result.models_built} models, {result.seeds_loaded} seeds, "
         f"tests: {result.tests_passed} passed, {result.tests_failed} failed "
@@ -34,7 +39,23 @@ def show(result: BuildResult) -> None:
     if result.full_refresh_reason is not None:
         console.print(f"full refresh: {result.full_refresh_reason}")
     for failure in result.failures:
-        console.print(f"[red]failed:[/red] {failure}")
+        console.print(f"[red]failed:[/red] {failure}", highlight=False)
+
+
+def _show_set_aside(result: BuildResult) -> None:
+    """Rows left out of the warehouse per (model, rule), and where to read them."""
+    if not result.set_aside:
+        return
+    table = Table(title=f"set aside: {result.rows_set_aside:,} rows (not in silver / gold)")
+    for column in ("table", "model", "rule"):
+        table.add_column(column)
+    table.add_column("rows", justify="right")
+    for entry in result.set_aside:
+        table.add_row(entry.table, entry.model, entry.rule, f"{entry.rows:,}")
+    console.print(table)
+    tables = sorted({entry.table for entry in result.set_aside})
+    queries = " and ".join(f'"select * from {name}"' for name in tables)
+    console.print(f"the events and their reasons: pharmaflow sql {queries}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

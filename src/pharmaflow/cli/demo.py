@@ -15,23 +15,20 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pharmaflow.broker.embedded import EmbeddedBroker
-from pharmaflow.broker.topics import DOMAIN_TOPICS, start_group_at_end
 from pharmaflow.cli import build as build_cli
 from pharmaflow.cli import ingest as ingest_cli
 from pharmaflow.cli.output import console, print_json
 from pharmaflow.cli.simulate import default_input, run_simulation
-from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
-from pharmaflow.ingest.pipeline import IngestResult
-from pharmaflow.ingest.workers import run_stream_worker
-from pharmaflow.simulate.config import SimConfig
-from pharmaflow.simulate.publish import publish
-from pharmaflow.simulate.simulator import generate
+
+if TYPE_CHECKING:  # simulator, Kafka and pipeline load numpy, pyarrow...: imported when run
+    from pharmaflow.config import Settings
+    from pharmaflow.ingest.pipeline import IngestResult
+    from pharmaflow.simulate.config import SimConfig
 
 IDLE_EXIT_SECONDS = 3.0
 
@@ -55,6 +52,8 @@ def reset_demo_dir(root: Path) -> None:
 def kafka_cluster(settings: Settings) -> Iterator[tuple[str, bool]]:
     """The cluster to go through: `KAFKA_BOOTSTRAP_SERVERS`, else an embedded broker started
     (and stopped) for this run. Yields (bootstrap, whether it is ours)."""
+    from pharmaflow.broker.embedded import EmbeddedBroker
+
     if settings.kafka_bootstrap_servers:
         yield settings.kafka_bootstrap_servers, False
         return
@@ -69,6 +68,11 @@ def kafka_cluster(settings: Settings) -> Iterator[tuple[str, bool]]:
 def through_kafka(settings: Settings, config: SimConfig) -> tuple[float, str, IngestResult]:
     """Publish the simulated window to the domain topics, then land it with one worker that
     stops once the topics are drained. Returns (simulate+publish seconds, source, result)."""
+    from pharmaflow.broker.topics import DOMAIN_TOPICS, start_group_at_end
+    from pharmaflow.ingest.workers import run_stream_worker
+    from pharmaflow.simulate.publish import publish
+    from pharmaflow.simulate.simulator import generate
+
     began = time.perf_counter()
     output = generate(config)
     with kafka_cluster(settings) as (bootstrap, ours):
@@ -127,6 +131,8 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Run the whole flow end to end on embedded defaults and print a summary."""
+        from pharmaflow.simulate.config import SimConfig
+
         settings: Settings = ctx.obj
         reset_demo_dir(settings.root)
         config = SimConfig(seed=seed, days=days, scale=scale)

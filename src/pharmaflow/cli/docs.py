@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pharmaflow.cli.output import console
-from pharmaflow.config import Settings
-from pharmaflow.warehouse.dictionary import lineage_page, parse_manifest, render
+
+if TYPE_CHECKING:
+    from pharmaflow.config import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -28,6 +29,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Write the data dictionary (every table and column of the warehouse) as markdown."""
+        from pharmaflow.warehouse.dictionary import lineage_page, parse_manifest, render
+
         settings: Settings = ctx.obj
         text = render(parse_manifest(settings))
         out.parent.mkdir(parents=True, exist_ok=True)

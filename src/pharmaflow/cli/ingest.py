@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from pharmaflow.cli.output import console, err_console, print_json, progress_bar
-from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
-from pharmaflow.ingest.pipeline import IngestEngine, IngestResult
-from pharmaflow.ingest.sources import is_stream, open_sources
-from pharmaflow.ingest.workers import run_stream_worker, run_worker_group
+
+if TYPE_CHECKING:  # the pipeline loads pyarrow, numpy, Kafka, psycopg: imported when used
+    from pharmaflow.config import Settings
+    from pharmaflow.ingest.pipeline import IngestResult
 
 
 def run_ingest(settings: Settings, source: str) -> IngestResult:
+    from pharmaflow.ingest.pipeline import IngestEngine
+    from pharmaflow.ingest.sources import open_sources
+
     engine = IngestEngine(settings)
     sources = open_sources(source, engine.registry)
     with progress_bar("ingest") as advance:
@@ -94,6 +97,9 @@ def register(app: typer.Typer) -> None:
         Re-running the same input adds nothing. A Kafka worker runs until SIGTERM/SIGINT
         (or --idle-exit), committing offsets only once a batch is in the lake.
         """
+        from pharmaflow.ingest.sources import is_stream
+        from pharmaflow.ingest.workers import run_stream_worker, run_worker_group
+
         settings: Settings = ctx.obj
         if batch_size is not None:
             settings = settings.model_copy(update={"batch_size": batch_size})

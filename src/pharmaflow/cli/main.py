@@ -1,4 +1,10 @@
-"""`pharmaflow` entry point: global options, and errors as one line instead of a traceback."""
+"""`pharmaflow` entry point: global options, and errors as one line instead of a traceback.
+
+Startup is part of the interface: every command module is registered here, so each imports
+its heavy dependencies (pyarrow, duckdb, dbt, Kafka, PostgreSQL, numpy, even pydantic for the
+settings) inside the command that needs them. `pharmaflow --help` loads typer and Rich only
+(tests/e2e/test_cli_startup.py keeps it that way).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from pharmaflow import logs
 from pharmaflow.cli import broker, build, demo, docs, ingest, simulate, sql, trace
 from pharmaflow.cli.output import err_console
-from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
 
 app = typer.Typer(
@@ -36,6 +39,9 @@ def _global(
         ),
     ] = None,
 ) -> None:
+    from pharmaflow import logs
+    from pharmaflow.config import Settings
+
     settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
     logs.configure(settings.logs_dir, settings.log_level)
     ctx.obj = settings
@@ -48,6 +54,19 @@ for module in (simulate, ingest, build, sql, demo, docs, broker, trace):
 def _fail(message: str, code: int) -> None:
     err_console.print(f"[red]pharmaflow: error:[/red] {message}", highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+def _fail_on_bad_setting(exc: Exception) -> None:
+    """A bad PHARMAFLOW_* setting is one line. pydantic is imported only to check: when the
+    settings raised, it is loaded already; otherwise the exception propagates unchanged."""
+    if "pydantic" not in sys.modules:
+        return
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        _fail(f"invalid setting {where}: {first['msg']}", 2)
 
 
 def main() -> None:
@@ -63,13 +82,12 @@ def main() -> None:
         _fail(message.replace("\n", " "), getattr(exc, "exit_code", 2))
     except PharmaflowError as exc:
         _fail(str(exc), 1)
-    except ValidationError as exc:  # a bad PHARMAFLOW_* setting
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        _fail(f"invalid setting {where}: {first['msg']}", 2)
     except FileNotFoundError as exc:
         _fail(f"file not found: {exc.filename or exc}", 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except Exception as exc:
+        _fail_on_bad_setting(exc)
+        raise
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -6,24 +6,19 @@ import os
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from pharmaflow.cli.output import console, print_json, progress_bar
-from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
-from pharmaflow.simulate.config import SimConfig
-from pharmaflow.simulate.publish import (
-    PublishStats,
-    bootstrap_from_url,
-    check_options,
-    expected_by_topic,
-    live_config,
-    publish,
-)
-from pharmaflow.simulate.simulator import SimStats, generate, simulate
+
+if TYPE_CHECKING:  # the simulator loads numpy and the publisher Kafka: imported when run
+    from pharmaflow.config import Settings
+    from pharmaflow.simulate.config import SimConfig
+    from pharmaflow.simulate.publish import PublishStats
+    from pharmaflow.simulate.simulator import SimStats
 
 DEFAULT_START = date(2026, 11, 1)
 DEFAULT_PARTITIONS = 6
@@ -34,6 +29,8 @@ def default_input(settings: Settings) -> Path:
 
 
 def run_simulation(config: SimConfig, out: Path) -> SimStats:
+    from pharmaflow.simulate.simulator import simulate
+
     with progress_bar("simulate") as advance:
         return simulate(config, out, progress=_reporter(advance))
 
@@ -118,6 +115,8 @@ def register(app: typer.Typer) -> None:
         out-of-order and malformed events mixed in; deterministic for a seed. With --to, each
         line is published to its domain topic (pharma.<domain>) keyed by the envelope key.
         """
+        from pharmaflow.simulate.config import SimConfig
+
         settings: Settings = ctx.obj
         kafka_only = {
             "--rate": rate is not None,
@@ -156,6 +155,15 @@ def register(app: typer.Typer) -> None:
                 return
             _print_simulation(stats, f"simulated → {target}")
             return
+
+        from pharmaflow.simulate.publish import (
+            bootstrap_from_url,
+            check_options,
+            expected_by_topic,
+            live_config,
+            publish,
+        )
+        from pharmaflow.simulate.simulator import generate
 
         bootstrap = bootstrap_from_url(to)
         fmt = fmt or "json"

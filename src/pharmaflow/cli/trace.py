@@ -11,15 +11,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from pharmaflow.cli.output import console, print_json
-from pharmaflow.config import Settings
+from pharmaflow.cli.tables import print_rows
 from pharmaflow.errors import PharmaflowError
-from pharmaflow.warehouse.trace import RecallTrace, trace_batch, trace_lot
+
+if TYPE_CHECKING:  # the trace reads DuckDB: imported when a trace runs
+    from pharmaflow.config import Settings
+    from pharmaflow.warehouse.trace import RecallTrace
 
 trace_app = typer.Typer(
     help="Recall trace: which batch, shipments, orders and patient keys a lot or batch reached.",
@@ -38,10 +41,12 @@ def _text(value: object) -> str:
 
 
 def show(trace: RecallTrace) -> None:
-    """Rich tables for people: the batch with its QA verdict, shipments, orders, then counts.
+    """For people: the batch with its QA verdict, shipments, orders, then counts.
 
     The batch is printed field per line (there is usually one), so its ids stay whole on a
-    narrow terminal; long tables fold their cells rather than cut ids a coordinator copies."""
+    narrow terminal. Shipments and orders (hundreds on a busy lot) are plain aligned rows,
+    or one record per block when they would not fit the terminal: ids are never cut, and a
+    900-link lot prints in milliseconds where Rich tables took most of a second."""
     console.print(f"[bold]{trace.query} {trace.key}[/bold]", highlight=False)
     for b in trace.batches:
         style = _FLAG_STYLE.get(b.quality_flag, "")
@@ -69,59 +74,72 @@ def show(trace: RecallTrace) -> None:
     if not trace.batches:
         console.print("no batch events for this lot (made before the data window)")
 
-    shipments = Table(title="shipments")
-    for column in (
-        "shipment",
-        "lot",
-        "leg",
-        "from",
-        "to",
-        "order",
-        "patient key",
-        "created",
-        "delivered",
-    ):
-        shipments.add_column(column, overflow="fold")
-    for s in trace.shipments:
-        shipments.add_row(
-            s.shipment_id,
-            s.lot_number,
-            s.leg,
-            _text(s.origin_facility_id),
-            _text(s.destination_facility_id or s.destination_facility_type),
-            _text(s.order_id),
-            _text(s.patient_key),
-            _text(s.created_at),
-            _text(s.delivered_at),
+    if trace.shipments:
+        console.print(f"\n[bold]shipments[/bold] ({len(trace.shipments):,})", highlight=False)
+        print_rows(
+            console,
+            (
+                "shipment",
+                "lot",
+                "leg",
+                "from",
+                "to",
+                "order",
+                "patient key",
+                "created",
+                "delivered",
+            ),
+            [
+                (
+                    s.shipment_id,
+                    s.lot_number,
+                    s.leg,
+                    _text(s.origin_facility_id),
+                    _text(s.destination_facility_id or s.destination_facility_type),
+                    _text(s.order_id),
+                    _text(s.patient_key),
+                    _text(s.created_at),
+                    _text(s.delivered_at),
+                )
+                for s in trace.shipments
+            ],
         )
-    console.print(shipments if trace.shipments else "no shipment carried it")
+    else:
+        console.print("no shipment carried it")
 
-    orders = Table(title="orders")
-    for column in (
-        "order",
-        "lot",
-        "pharmacy",
-        "patient key",
-        "qty",
-        "filled",
-        "shipment",
-        "delivered",
-        "cancelled",
-    ):
-        orders.add_column(column, overflow="fold")
-    for o in trace.orders:
-        orders.add_row(
-            o.order_id,
-            o.lot_number if o.is_current_fill else f"{o.lot_number} (re-filled)",
-            _text(o.pharmacy_id),
-            _text(o.patient_key),
-            _text(o.quantity),
-            _text(o.filled_at),
-            _text(o.shipment_id),
-            _text(o.delivered_at),
-            _text(o.cancelled_at),
+    if trace.orders:
+        console.print(f"\n[bold]orders[/bold] ({len(trace.orders):,})", highlight=False)
+        print_rows(
+            console,
+            (
+                "order",
+                "lot",
+                "pharmacy",
+                "patient key",
+                "qty",
+                "filled",
+                "shipment",
+                "delivered",
+                "cancelled",
+            ),
+            [
+                (
+                    o.order_id,
+                    o.lot_number if o.is_current_fill else f"{o.lot_number} (re-filled)",
+                    _text(o.pharmacy_id),
+                    _text(o.patient_key),
+                    o.quantity,
+                    _text(o.filled_at),
+                    _text(o.shipment_id),
+                    _text(o.delivered_at),
+                    _text(o.cancelled_at),
+                )
+                for o in trace.orders
+            ],
         )
-    console.print(orders if trace.orders else "no order was filled from it")
+    else:
+        console.print("no order was filled from it")
+    console.print()
 
     counts = trace.counts
     legs = ", ".join(f"{leg} {n:,}" for leg, n in counts["shipments_by_leg"].items())
@@ -162,6 +180,8 @@ def lot_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Trace a lot: its batch and QA outcome, shipments, orders and patient keys."""
+    from pharmaflow.warehouse.trace import trace_lot
+
     _run(ctx, lot, as_json, trace_lot)
 
 
@@ -172,6 +192,8 @@ def batch_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Trace a batch: the lot it made and everything that lot reached."""
+    from pharmaflow.warehouse.trace import trace_batch
+
     _run(ctx, batch, as_json, trace_batch)
 
 

@@ -6,7 +6,7 @@ through `confluent_kafka.schema_registry`, one subject per record name
 contract files are registered as they are: their extra `pharmaflow.*` attributes are plain
 Avro properties, which fastavro and the registry client accept and keep.
 
-`encode` takes the JSON-wire dict (CONTRACTS.md: timestamps as ISO-8601 strings with an offset,
+`encode` takes the JSON-wire dict (docs/contracts.md: timestamps as ISO-8601 strings with an offset,
 dates as ISO strings, decimals as numbers), checks and converts it per the contract's field
 kinds, and serialises it; `decode` returns the same JSON-wire shape (timestamps in UTC with `Z`
 and milliseconds, dates ISO, decimals as floats, absent optional fields left out), so a consumer

@@ -4,8 +4,10 @@ Avro is the reference form (it is what a schema registry and Confluent-framed Av
 events arrive as JSON too, where logical types look different: a `timestamp-millis` is an
 ISO-8601 string with an offset, a `date` an ISO date, a `decimal` a JSON number. `Kind` names the
 JSON-wire shape, so the validator checks what is on the wire while the Avro file stays the
-single source of truth. Range, pattern and PHI rules live in `pharmaflow.*` attributes on the
-Avro fields (Avro allows extra attributes and ignores them).
+single source of truth. The Avro type itself is kept beside it (`avro_type`, and precision and
+scale for decimals), because it bounds the value: an Avro `int` is 32 bits even though the wire
+kind is just "an integer". Range, pattern, identifier and PHI rules live in `pharmaflow.*`
+attributes on the Avro fields (Avro allows extra attributes and ignores them).
 """
 
 from __future__ import annotations
@@ -28,14 +30,31 @@ class Kind(StrEnum):
     RECORD = "record"
 
 
+# Integer ranges of the Avro integer types (the JSON wire has no limit of its own).
+AVRO_INT_RANGES: dict[str, tuple[int, int]] = {
+    "int": (-(2**31), 2**31 - 1),
+    "long": (-(2**63), 2**63 - 1),
+}
+
+
 @dataclass(frozen=True)
 class FieldSpec:
-    """One field: its JSON-wire kind, whether it may be absent, and its value rules."""
+    """One field: its JSON-wire kind, its Avro type, whether it may be absent, its value rules.
+
+    `avro_type` is the Avro type name under any `["null", T]` union: a primitive (`int`,
+    `long`, `string`, ...), `enum`, `record`, `array`, or for logical types the underlying
+    type (`long` for timestamp-millis, `bytes` for a decimal). `identifier` marks ids and codes
+    (`"pharmaflow.identifier": true`): a pattern mismatch there is reported as an invalid
+    identifier, since such a field must never carry free text (a name, an e-mail)."""
 
     name: str
     path: str
     kind: Kind
     required: bool
+    avro_type: str = ""
+    precision: int | None = None
+    scale: int | None = None
+    identifier: bool = False
     symbols: tuple[str, ...] = ()
     minimum: float | None = None
     exclusive_minimum: float | None = None
@@ -45,6 +64,11 @@ class FieldSpec:
     phi: str | None = None
     doc: str | None = None
     children: tuple[FieldSpec, ...] = ()
+
+    @property
+    def int_range(self) -> tuple[int, int] | None:
+        """The integer range the Avro type allows (None: not an integer field)."""
+        return AVRO_INT_RANGES.get(self.avro_type) if self.kind is Kind.INT else None
 
     def leaves(self) -> list[FieldSpec]:
         """Every non-record field below (and including) this one, depth first."""
@@ -116,6 +140,14 @@ def _kind_of(avro_type: Any) -> Kind:
     return _kind_of(kind)
 
 
+def _avro_name(avro_type: Any) -> str:
+    """The Avro type name of a (non-union) type: `{"type": "long", "logicalType": ...}` is
+    `long`, a named record is `record`."""
+    if isinstance(avro_type, str):
+        return avro_type
+    return _avro_name(avro_type["type"])
+
+
 def field_spec(avro_field: dict[str, Any], parent: str = "") -> FieldSpec:
     """Build a `FieldSpec` (recursively for records) from one Avro field definition."""
     name = avro_field["name"]
@@ -128,11 +160,19 @@ def field_spec(avro_field: dict[str, Any], parent: str = "") -> FieldSpec:
         children = tuple(field_spec(f, path) for f in avro_type["fields"])
     elif kind is Kind.ENUM:
         symbols = tuple(avro_type["symbols"])
+    precision = scale = None
+    if kind is Kind.DECIMAL:
+        precision = int(avro_type["precision"])
+        scale = int(avro_type.get("scale", 0))
     return FieldSpec(
         name=name,
         path=path,
         kind=kind,
         required=required,
+        avro_type=_avro_name(avro_type),
+        precision=precision,
+        scale=scale,
+        identifier=avro_field.get("pharmaflow.identifier") is True,
         symbols=symbols,
         minimum=avro_field.get("pharmaflow.min"),
         exclusive_minimum=avro_field.get("pharmaflow.exclusive_min"),

@@ -73,7 +73,7 @@ class ContractRegistry:
 
     @property
     def envelope(self) -> tuple[FieldSpec, ...]:
-        """The envelope fields, which every contract shares (CONTRACTS.md)."""
+        """The envelope fields, which every contract shares (docs/contracts.md)."""
         return next(iter(self)).envelope
 
     def event_types(self) -> list[str]:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import signal
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from pharmaflow.config import TimeWindow
 from pharmaflow.contracts.model import Contract, FieldSpec, Kind
 from pharmaflow.contracts.registry import ContractRegistry, default_registry
 from pharmaflow.ingest.decode import Undecodable, decode
@@ -78,18 +80,23 @@ def analyse(
     columns: tuple[str, ...],
     registry: ContractRegistry,
     decode_errors: dict[int, tuple[str, str]] | None = None,
+    window: TimeWindow | None = None,
 ) -> Analysis:
-    """`decode_errors`: rows the source already knows cannot be decoded, with (code, detail)."""
+    """`decode_errors`: rows the source already knows cannot be decoded, with (code, detail).
+    `window`: the plausible span of timestamps, made absolute at the time of this analysis."""
+    now = datetime.now(UTC)
     keep = starts = raw = None
+    blob = None
     if isinstance(payload, bytes):
         records, keep, starts = split_lines(payload)
+        blob = payload
     else:
         records = payload
         raw = pa.array(records, pa.binary())
-    docs = decode(records, fmt, columns, registry)
+    docs = decode(records, fmt, columns, registry, blob)
     for row, (code, detail) in (decode_errors or {}).items():
         docs[row] = Undecodable(detail, code)
-    validated = validate(docs, registry)
+    validated = validate(docs, registry, window, now)
     ok = validated.rejects.ok
     needed: dict[int, dict[str, Any]] = {}
     stripped: list[np.ndarray] = []
@@ -154,12 +161,14 @@ def strip_undeclared(spec: FieldSpec, dicts: list[dict[str, Any]]) -> np.ndarray
 
 
 _worker_registry: ContractRegistry | None = None
+_worker_window: TimeWindow | None = None
 
 
-def _init_worker(registry: ContractRegistry) -> None:
-    global _worker_registry
+def _init_worker(registry: ContractRegistry, window: TimeWindow) -> None:
+    global _worker_registry, _worker_window
     die_with_parent(signal.SIGKILL)
     _worker_registry = registry
+    _worker_window = window
 
 
 def _analyse_in_worker(
@@ -168,21 +177,26 @@ def _analyse_in_worker(
     columns: tuple[str, ...],
     decode_errors: dict[int, tuple[str, str]],
 ) -> Analysis:
-    return analyse(payload, fmt, columns, _worker_registry or default_registry(), decode_errors)
+    registry = _worker_registry or default_registry()
+    return analyse(payload, fmt, columns, registry, decode_errors, _worker_window)
 
 
 class Analyser:
-    """Runs `analyse` inline (workers=0) or on a pool of worker processes."""
+    """Runs `analyse` inline (workers=0) or on a pool of worker processes. `window` (the
+    plausible span of timestamps, `Settings.time_window`) reaches the workers once, at start."""
 
-    def __init__(self, registry: ContractRegistry, workers: int) -> None:
+    def __init__(
+        self, registry: ContractRegistry, workers: int, window: TimeWindow | None = None
+    ) -> None:
         self.registry = registry
         self.workers = workers
+        self.window = window or TimeWindow()
         self._pool: Executor | None = None
 
     def __enter__(self) -> Analyser:
         if self.workers > 0:
             self._pool = ProcessPoolExecutor(
-                self.workers, initializer=_init_worker, initargs=(self.registry,)
+                self.workers, initializer=_init_worker, initargs=(self.registry, self.window)
             )
         return self
 
@@ -197,6 +211,13 @@ class Analyser:
             )
         done: Future[Analysis] = Future()
         done.set_result(
-            analyse(batch.payload, batch.format, batch.columns, self.registry, batch.decode_errors)
+            analyse(
+                batch.payload,
+                batch.format,
+                batch.columns,
+                self.registry,
+                batch.decode_errors,
+                self.window,
+            )
         )
         return done

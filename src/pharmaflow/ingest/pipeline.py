@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.analyse import Analyser, Analysis
 from pharmaflow.ingest.dedupe import DedupeIndex, event_hours
 from pharmaflow.ingest.metrics import IngestMetrics
+from pharmaflow.ingest.phi.identifiers import identifiers_only
 from pharmaflow.ingest.phi.keys import load_key
 from pharmaflow.ingest.phi.protect import ProtectedBatch, Protector
 from pharmaflow.ingest.phi.tokens import Tokenizer
@@ -140,9 +142,10 @@ class Landing:
 def _check_protectable(contract: Contract) -> None:
     """Fail closed: refuse a contract whose PHI fields this protector does not know how to treat."""
     for spec in contract.phi_fields:
-        top_level_text = spec.phi == "free_text" and spec.path.count(".") == 1
+        # free text anywhere in the payload (nested records, lists of strings) is scrubbed
+        free_text = spec.phi == "free_text" and spec.path.startswith("payload.")
         patient = spec.phi != "free_text" and spec.path.startswith("payload.patient.")
-        if not (top_level_text or patient):
+        if not (free_text or patient):
             raise PharmaflowError(
                 f"{contract.event_type} v{contract.version}: PHI field {spec.path} "
                 f"({spec.phi}) has no protection rule"
@@ -204,7 +207,9 @@ class IngestEngine:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            with Analyser(self.registry, self.settings.ingest_workers) as analyser:
+            with Analyser(
+                self.registry, self.settings.ingest_workers, self.settings.time_window
+            ) as analyser:
                 for source in sources:
                     log.info("ingest start source=%s writer=%s", source.description, writer)
                     self._run_source(source, analyser, dedupe, protector, result, progress, writer)
@@ -397,20 +402,38 @@ class IngestEngine:
             ),
         )
 
-    @staticmethod
     def _dead_letters(
-        batch: RawBatch, analysis: Analysis, offsets: np.ndarray, rows: np.ndarray, raw: list[bytes]
+        self,
+        batch: RawBatch,
+        analysis: Analysis,
+        offsets: np.ndarray,
+        rows: np.ndarray,
+        raw: list[bytes],
     ) -> list[DeadLetter]:
+        """Invalid records for the source's dead-letter topic, each value SEALED exactly like
+        quarantine's `raw_encrypted` (AES-256-GCM under the vault key; header
+        `value_protection`), never the clear record.
+
+        Why the sealed original rather than a protected form plus a reference: a dead letter is
+        by definition a record the engine could not read — not JSON, not an object, a broken
+        envelope, a patient block of the wrong shape — so there is no trustworthy structure to
+        protect field by field, and a protected form that depends on parsing what failed to parse
+        would leak exactly in the odd cases. Sealing is total (every byte is covered, whatever
+        the record is), lossless (a repair tool with vault access, `PhiVault.open_reject`, gets
+        the record back byte for byte and can re-publish it) and the same rule as quarantine,
+        so there is one way rejects are protected. The reasons (codes, field paths, rule texts,
+        never values) stay readable in the headers."""
         rej = analysis.rejects
         topics, keys, partitions = batch.topics, batch.keys, batch.partitions
         assert topics is not None and keys is not None and partitions is not None
+        seal = self.vault.sealer.seal
         return [
             DeadLetter(
                 topic=topics[i],
                 partition=int(partitions[i]),
                 offset=int(offsets[i]),
                 key=keys[i],
-                value=value,
+                value=seal(value),
                 reason_code=str(rej.code[i]),
                 reason_field=rej.field[i],
                 reason_detail=str(rej.detail[i]),
@@ -494,10 +517,11 @@ class IngestEngine:
                 )
                 rewritten[rows] = True
         for contract, rows in work:
-            for spec in contract.free_text_fields():
-                changed = protector.scrub_free_text(
-                    [validated.docs[i]["payload"] for i in rows], spec.name
-                )
+            fields = contract.free_text_fields()
+            payloads = [validated.docs[i]["payload"] for i in rows] if fields else []
+            for spec in fields:
+                # The path below the payload: nested records and lists of strings too.
+                changed = protector.scrub_free_text(payloads, spec.path.split(".", 1)[1])
                 rewritten[rows[changed]] = True
         return out, rewritten
 
@@ -562,6 +586,12 @@ class IngestEngine:
         }
         return pa.Table.from_pydict(columns, schema=BRONZE_SCHEMA)
 
+    @cached_property
+    def _id_patterns(self) -> tuple[str | None, str | None]:
+        """The envelope's `pharmaflow.pattern` for event_id and event_type (None: fallback)."""
+        specs = {f.name: f.pattern for f in self.registry.envelope}
+        return specs.get("event_id"), specs.get("event_type")
+
     def _quarantine_table(
         self,
         batch: RawBatch,
@@ -571,14 +601,16 @@ class IngestEngine:
         raw: list[bytes],
         ingest_time: datetime,
     ) -> pa.Table:
+        """Rejected rows: reasons in the clear, the record itself sealed with the vault key."""
         env = analysis.envelope
         rej = analysis.rejects
         take = pa.array(rows, pa.int64())
         seal = self.vault.sealer.seal
         columns = {
             **self._provenance(batch, offsets, rows, ingest_time),
-            "event_id": env["event_id"].take(take),
-            "event_type": env["event_type"].take(take),
+            # In the clear only when they look like identifiers: a reject's fields are untrusted.
+            "event_id": identifiers_only(env["event_id"].take(take), self._id_patterns[0]),
+            "event_type": identifiers_only(env["event_type"].take(take), self._id_patterns[1]),
             "reason_code": pa.array(rej.code[rows].tolist(), pa.string()),
             "reason_field": pa.array(rej.field[rows].tolist(), pa.string()),
             "reason_detail": pa.array(rej.detail[rows].tolist(), pa.string()),

@@ -5,6 +5,14 @@ FAILED / ON_HOLD). While it runs, four sensors report every minute; on some batc
 them drifts out of specification, and those batches fail or go on hold more often, get
 worse lab results and open deviations. QA releases a lot for distribution only when the
 batch COMPLETED and no lab result FAILED; the releases are what logistics ships.
+
+Outcomes are as rare as in a plant that runs well (right first time above 90 %): one to two
+percent of batches each drift, fail, go on hold, or get an out-of-specification or a
+guard-band lab result. Each outcome goes to a quota of the window's batches (its share of
+them, rounded up or down at random, so exact on average) picked at random, rather than to
+each batch by an independent draw: the demo's week of about 90 batches then shows every
+outcome, at least once whenever its share comes to one batch or more, instead of none of
+some by luck, and the pass rate it reports stays near its target.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import count
+from random import Random
 
 import numpy as np
 
@@ -23,7 +32,17 @@ from pharmaflow.simulate.events import EventSink, Series
 
 BATCHES_PER_DAY = 12  # across all equipment, at scale 1
 READING_INTERVAL_MS = MINUTE_MS
-DRIFT_SHARE = 0.15
+# Shares of batches (see the module docstring). "Steady": no sensor drifted.
+DRIFT_SHARE = 0.015  # one sensor drifts out of specification during the run
+DRIFT_STATUS = (0.35, 0.30)  # chance a drifting batch ends FAILED, ON_HOLD (else COMPLETED)
+FAILED_SHARE = 0.012  # of steady batches
+ON_HOLD_SHARE = 0.015  # of steady batches
+LAB_OOS_SHARE = 0.012  # of steady completed batches: one out-of-specification lab result
+LAB_CONDITIONAL_SHARE = 0.012  # ... one result in the guard band (accepted on QA review)
+DOCUMENTATION_SHARE = 0.02  # chance of an incomplete batch record entry (a minor deviation)
+LAB_DELAY_HOURS = (2, 36)  # QC results come this long after the run ends
+# Per lab test of a troubled batch (drifted, failed or on hold): (FAIL, CONDITIONAL).
+TROUBLED_LAB = (0.12, 0.05)
 STERILE_EQUIPMENT = frozenset({"BIOREACTOR", "FILL_FINISH", "LYOPHILIZER", "CHROMATOGRAPHY"})
 
 
@@ -156,6 +175,7 @@ class _Batch:
     size_kg: float
     yield_fraction: float
     drift: str | None = None  # sensor type that drifts out of spec on this batch
+    lab_finding: str | None = None  # a steady batch's one FAIL or CONDITIONAL lab result
     out_of_spec_ms: int | None = None
     lab_failed: list[tuple[str, float, str, float, float, int]] = field(default_factory=list)
 
@@ -224,18 +244,16 @@ def _schedule(config: SimConfig, reference: Reference, st: Streams) -> list[_Bat
             cursor = final + int(rnd.uniform(1, 2) * HOUR_MS + rnd.expovariate(1 / idle_mean))
     runs.sort(key=lambda r: (r[3].site_id, r[0], r[3].equipment_id))
     seq_of_day: dict[tuple[str, int], int] = defaultdict(int)
+    seen = [final + LAB_DELAY_HOURS[1] * HOUR_MS <= config.end_ms for _, _, final, _ in runs]
+    outcomes = _outcomes(seen, rnd)
     batches: list[_Batch] = []
-    for queued, started, final, eq in runs:
+    for (queued, started, final, eq), (drift, status, lab_finding) in zip(
+        runs, outcomes, strict=True
+    ):
         plant_no, plant = plants[eq.site_id]
         day = day_floor(queued)
         seq_of_day[(eq.site_id, day)] += 1
         seq = seq_of_day[(eq.site_id, day)]
-        drift = rnd.choice(list(SENSOR_TAGS)) if rnd.random() < DRIFT_SHARE else None
-        u = rnd.random()
-        if drift:
-            status = "FAILED" if u < 0.35 else "ON_HOLD" if u < 0.65 else "COMPLETED"
-        else:
-            status = "FAILED" if u < 0.04 else "ON_HOLD" if u < 0.08 else "COMPLETED"
         batches.append(
             _Batch(
                 batch_id=f"BT-{eq.site_id.replace('-', '')}-{yymmdd(queued)}-{seq:02d}",
@@ -252,9 +270,64 @@ def _schedule(config: SimConfig, reference: Reference, st: Streams) -> list[_Bat
                 size_kg=round(max(eq.capacity_kg * rnd.uniform(0.6, 1.0), 0.1), 1),
                 yield_fraction=rnd.uniform(0.82, 1.03),
                 drift=drift,
+                lab_finding=lab_finding,
             )
         )
     return batches
+
+
+# From this many batches in a window, every outcome happens at least once: a short run (a test,
+# a day of a small plant) still shows each failure mode, at the price of a lower pass rate than
+# a plant's week, where the shares above decide.
+EVERY_OUTCOME_FROM = 5
+
+
+def _quota(n: int, share: float, rnd: Random, at_least: int = 0) -> int:
+    """`n * share`, rounded up or down at random so that it is exact on average (but never
+    below `at_least`, nor above `n`)."""
+    whole, fraction = divmod(n * share, 1.0)
+    return min(n, max(at_least, int(whole) + (rnd.random() < fraction)))
+
+
+def _outcomes(seen: list[bool], rnd: Random) -> list[tuple[str | None, str, str | None]]:
+    """(drifting sensor, final status, lab finding) per batch: each outcome's quota of the
+    batches, taken from one random permutation so the outcomes do not overlap. The batches
+    whose results all fall inside the window (`seen`) come first in it, so a quota of one
+    goes to a batch whose outcome the window shows, not to one still running at its end."""
+    n = len(seen)
+    floor = 1 if n >= EVERY_OUTCOME_FROM else 0
+    order = [i for i in range(n) if seen[i]]
+    tail = [i for i in range(n) if not seen[i]]
+    rnd.shuffle(order)
+    rnd.shuffle(tail)
+    order += tail
+    drift: list[str | None] = [None] * n
+    status = ["COMPLETED"] * n
+    finding: list[str | None] = [None] * n
+    drifting = _quota(n, DRIFT_SHARE, rnd, floor)
+    for i in order[:drifting]:
+        drift[i] = rnd.choice(list(SENSOR_TAGS))
+        u = rnd.random()
+        failed, on_hold = DRIFT_STATUS
+        status[i] = "FAILED" if u < failed else "ON_HOLD" if u < failed + on_hold else "COMPLETED"
+    steady = order[drifting:]
+    quotas = (
+        ("FAILED", _quota(len(steady), FAILED_SHARE, rnd, floor)),
+        ("ON_HOLD", _quota(len(steady), ON_HOLD_SHARE, rnd, floor)),
+    )
+    taken = 0
+    for name, quota in quotas:
+        for i in steady[taken : taken + quota]:
+            status[i] = name
+        taken += quota
+    good = steady[taken:]
+    taken = 0
+    for name, share in (("FAIL", LAB_OOS_SHARE), ("CONDITIONAL", LAB_CONDITIONAL_SHARE)):
+        quota = _quota(len(good), share, rnd, floor)
+        for i in good[taken : taken + quota]:
+            finding[i] = name
+        taken += quota
+    return list(zip(drift, status, finding, strict=True))
 
 
 def _emit_status(b: _Batch, sink: EventSink) -> None:
@@ -315,30 +388,44 @@ def _emit_sensors(b: _Batch, st: Streams, sink: EventSink) -> None:
         )
 
 
+def _lab_outcomes(b: _Batch, rnd: Random, tests: int) -> list[str]:
+    """FAIL / CONDITIONAL / PASS per test. A troubled batch (drift, failed, on hold) fails
+    tests independently and often; a steady one has at most its one finding (`_outcomes`),
+    in a test picked at random."""
+    if b.drift is not None or b.status != "COMPLETED":
+        p_fail, p_conditional = TROUBLED_LAB
+        outcomes = []
+        for _ in range(tests):
+            u = rnd.random()
+            outcomes.append(
+                "FAIL" if u < p_fail else "CONDITIONAL" if u < p_fail + p_conditional else "PASS"
+            )
+        return outcomes
+    outcomes = ["PASS"] * tests
+    if b.lab_finding is not None:
+        outcomes[rnd.randrange(tests)] = b.lab_finding
+    return outcomes
+
+
 def _emit_lab(b: _Batch, st: Streams, sink: EventSink) -> list[int]:
     """QC results after the run; troubled batches (drift, failed, on hold) fail more often."""
     rnd = st.py
     panel = INJECTABLE_PANEL if b.product.dosage_form == "INJECTION" else ORAL_PANEL
-    troubled = b.drift is not None or b.status != "COMPLETED"
-    p_fail, p_conditional = (0.30, 0.05) if troubled else (0.015, 0.025)
-    times = sorted(b.final + int(rnd.uniform(2, 36) * HOUR_MS) for _ in panel)
+    times = sorted(b.final + int(rnd.uniform(*LAB_DELAY_HOURS) * HOUR_MS) for _ in panel)
     analyst = f"QC-{b.plant.facility_id.replace('-', '')}-{rnd.randint(1, 9):02d}"
-    for k, (test, at) in enumerate(zip(panel, times, strict=True)):
+    outcomes = _lab_outcomes(b, rnd, len(panel))
+    for k, (test, at, outcome) in enumerate(zip(panel, times, outcomes, strict=True)):
         span = test.spec_max - test.spec_min
-        u = rnd.random()
-        if u < p_fail:
-            outcome = "FAIL"
+        if outcome == "FAIL":
             above = test.one_sided or rnd.random() < 0.5
             margin = span * rnd.uniform(0.05, 0.3)
             result = test.spec_max + margin if above else test.spec_min - margin
-        elif u < p_fail + p_conditional:
+        elif outcome == "CONDITIONAL":
             # Inside the limits but in the guard band at the edge: accepted pending review.
-            outcome = "CONDITIONAL"
             near_top = test.one_sided or rnd.random() < 0.5
             edge = span * rnd.uniform(0.02, 0.08)
             result = test.spec_max - edge if near_top else test.spec_min + edge
         else:
-            outcome = "PASS"
             low, high = (0.05, 0.7) if test.one_sided else (0.15, 0.85)
             result = test.spec_min + span * rnd.uniform(low, high)
         result = round(result, 3)
@@ -404,7 +491,7 @@ def _emit_deviations(b: _Batch, st: Streams, sink: EventSink, numbers: Iterator[
                 f"specification of {lo:g} to {hi:g}",
             )
         )
-    if not found and rnd.random() < 0.04:
+    if not found and rnd.random() < DOCUMENTATION_SHARE:
         found.append(
             (
                 b.started + int(rnd.uniform(0, 1) * (b.final - b.started)),

@@ -1,27 +1,69 @@
-"""Read-only SQL over the warehouse, for `pharmaflow sql`.
+"""Read-only SQL over the warehouse and the lake's metadata, for `pharmaflow sql`.
 
 The connection is opened read-only and without external access, so a query can neither change
 the warehouse nor read or write other files; several readers can run at once (DuckDB allows
-many read-only processes or one writer).
+many read-only processes or one writer). Only reading statements run (SELECT, SHOW, DESCRIBE,
+EXPLAIN, PRAGMA, CALL...): anything else is refused before the connection opens.
+
+A query that names `lake.` also sees the lake's metadata, so conservation can be checked
+without opening Parquet files (docs/lake-layout.md):
+
+* `lake.manifests`: one row per committed batch (its `_manifests/<batch_id>.json`): batch_id,
+  source, source_uri, offsets, ingest_time, committed_at, the counts (records = landed +
+  duplicates + quarantined + blank), quarantine_reasons (a map) and how many files it wrote;
+* `lake.bronze`: the envelope and provenance columns of every bronze row of a committed batch
+  (no `event_json`: the payloads are in silver);
+* `lake.quarantine`: provenance, event_id, event_type and the reason of every quarantined row
+  of a committed batch (never `raw_encrypted`).
+
+Python (pyarrow) reads them, before the user's SQL runs: the manifests into an Arrow table,
+bronze and quarantine as Arrow datasets over exactly the committed part files (scanned lazily,
+so only the columns a query uses are read). They are views in an in-memory catalog `lake`,
+and the configuration is locked (external access stays off) before the query runs. Queries that
+do not name `lake.` load nothing of this.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from pharmaflow.errors import PharmaflowError
 
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
 
-def run_query(path: Path, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    if not path.exists():
+LAKE_TABLES = ("manifests", "bronze", "quarantine")
+_LAKE_REF = re.compile(r'(?<![\w.])"?lake"?\s*\.\s*"?(\w+)', re.IGNORECASE)
+# Statement kinds that only read. PIVOT parses as MULTI (it defines its enum types first).
+_READING = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL", "MULTI"})
+_COUNTS = ("records", "landed", "duplicates", "quarantined", "blank", "undeclared_stripped")
+_PART = re.compile(r"^part-(?P<batch>.+)\.parquet$")
+
+
+def run_query(
+    path: Path, query: str, lake_dir: Path | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Columns and rows of `query` over the warehouse at `path` and, when the query names
+    `lake.`, the lake at `lake_dir` (which needs no warehouse: conservation can be checked
+    right after an ingest, before any build)."""
+    wanted = lake_tables_named(query) if lake_dir is not None else []
+    if not path.exists() and not wanted:
         raise PharmaflowError(f"no warehouse at {path}: run `pharmaflow build` (or demo) first")
+    import duckdb
+
+    database, read_only = (str(path), True) if path.exists() else (":memory:", False)
     try:
+        _check_reads_only(duckdb.extract_statements(query))
         with duckdb.connect(
-            str(path), read_only=True, config={"enable_external_access": False}
+            database, read_only=read_only, config={"enable_external_access": False}
         ) as con:
+            if wanted and lake_dir is not None:
+                attach_lake(con, lake_dir, wanted)
+            con.execute("SET lock_configuration = true")
             cursor = con.execute(query)
             if cursor.description is None:
                 return [], []
@@ -30,3 +72,152 @@ def run_query(path: Path, query: str) -> tuple[list[str], list[tuple[Any, ...]]]
     except duckdb.Error as exc:
         message = str(exc).splitlines()[0]
         raise PharmaflowError(f"query failed: {message}") from None
+
+
+def _check_reads_only(statements: list[Any]) -> None:
+    if not statements:
+        raise PharmaflowError("query failed: no SQL statement given")
+    for statement in statements:
+        kind = statement.type.name
+        if kind not in _READING:
+            raise PharmaflowError(
+                f"query failed: pharmaflow sql is read-only; a {kind} statement is not run"
+            )
+
+
+def lake_tables_named(query: str) -> list[str]:
+    """The lake tables a query names; all of them when it names `lake.` something else
+    (an unknown table then gets DuckDB's own error, listing what exists)."""
+    named = {m[1].lower() for m in _LAKE_REF.finditer(query)}
+    if not named:
+        return []
+    known = [t for t in LAKE_TABLES if t in named]
+    return known if named <= set(LAKE_TABLES) else list(LAKE_TABLES)
+
+
+def attach_lake(con: duckdb.DuckDBPyConnection, lake_dir: Path, tables: list[str]) -> None:
+    """The catalog `lake` (in memory) with a view per table in `tables`, over Arrow objects
+    read from the committed batches of `lake_dir`. Call before locking the configuration."""
+    manifests = _committed_manifests(lake_dir)
+    con.execute("ATTACH ':memory:' AS lake (READ_WRITE)")
+    for name in tables:
+        if name == "manifests":
+            source: Any = _manifest_table(manifests)
+        else:
+            source = _parts_dataset(lake_dir / name, set(manifests), _SCHEMAS[name]())
+        con.register(f"_lake_{name}", source)
+        con.execute(f"CREATE VIEW lake.main.{name} AS SELECT * FROM _lake_{name}")
+
+
+def _committed_manifests(lake_dir: Path) -> dict[str, Path]:
+    """batch id -> manifest; a `.tmp-` manifest is a commit still being written: not one."""
+    from pharmaflow.lake.files import TMP_PREFIX
+    from pharmaflow.lake.layout import LakeLayout
+
+    directory = LakeLayout(lake_dir).manifests
+    if not directory.exists():
+        return {}
+    return {
+        p.stem: p
+        for p in sorted(directory.glob("*.json"))
+        if not p.name.startswith(TMP_PREFIX) and p.is_file()
+    }
+
+
+def _bronze_schema() -> pa.Schema:
+    from pharmaflow.lake.bronze import BRONZE_SCHEMA
+
+    return BRONZE_SCHEMA.remove(BRONZE_SCHEMA.get_field_index("event_json"))
+
+
+def _quarantine_schema() -> pa.Schema:
+    from pharmaflow.lake.quarantine import QUARANTINE_SCHEMA
+
+    return QUARANTINE_SCHEMA.remove(QUARANTINE_SCHEMA.get_field_index("raw_encrypted"))
+
+
+_SCHEMAS = {"bronze": _bronze_schema, "quarantine": _quarantine_schema}
+
+
+def _parts_dataset(directory: Path, committed: set[str], schema: pa.Schema) -> Any:
+    """An Arrow dataset over the part files of committed batches under `directory`, read with
+    `schema` (so a column the schema leaves out, e.g. raw_encrypted, is never read)."""
+    import pyarrow.dataset as ds
+
+    files = []
+    if directory.exists():
+        for p in sorted(directory.rglob("part-*.parquet")):
+            match = _PART.match(p.name)
+            if match and match["batch"] in committed and p.is_file():
+                files.append(str(p))
+    if not files:
+        return schema.empty_table()
+    return ds.dataset(files, schema=schema, format="parquet")
+
+
+def _manifest_table(manifests: dict[str, Path]) -> pa.Table:
+    import orjson
+    import pyarrow as pa
+
+    offset = pa.struct(
+        [
+            ("topic", pa.string()),
+            ("topic_id", pa.string()),
+            ("partition", pa.int32()),
+            ("first", pa.int64()),
+            ("last", pa.int64()),
+        ]
+    )
+    schema = pa.schema(
+        [
+            ("batch_id", pa.string()),
+            ("source", pa.string()),
+            ("source_uri", pa.string()),
+            ("first_offset", pa.int64()),
+            ("last_offset", pa.int64()),
+            ("offsets", pa.list_(offset)),
+            ("ingest_time", pa.timestamp("us")),
+            ("committed_at", pa.timestamp("us")),
+            *((name, pa.int64()) for name in _COUNTS),
+            ("quarantine_reasons", pa.map_(pa.string(), pa.int64())),
+            ("files", pa.int32()),
+        ]
+    )
+    rows = []
+    for batch_id, path in manifests.items():
+        try:
+            m = orjson.loads(path.read_bytes())
+            if not isinstance(m, dict):
+                raise TypeError("not a JSON object")
+            counts = m.get("counts") or {}
+            rows.append(
+                {
+                    "batch_id": m.get("batch_id", batch_id),
+                    "source": m.get("source"),
+                    "source_uri": m.get("source_uri"),
+                    "first_offset": m.get("first_offset"),
+                    "last_offset": m.get("last_offset"),
+                    "offsets": [
+                        dict(zip(offset.names, r, strict=True)) for r in m.get("offsets") or []
+                    ],
+                    "ingest_time": _utc(m.get("ingest_time")),
+                    "committed_at": _utc(m.get("committed_at")),
+                    **{name: counts.get(name) for name in _COUNTS},
+                    "quarantine_reasons": list((m.get("quarantine_reasons") or {}).items()),
+                    "files": len(m.get("files") or []),
+                }
+            )
+        except (ValueError, TypeError, AttributeError, pa.ArrowException) as exc:
+            raise PharmaflowError(f"lake manifest {path.name} is unreadable: {exc}") from None
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise PharmaflowError(f"a lake manifest has a malformed field: {exc}") from None
+
+
+def _utc(value: Any) -> datetime | None:
+    """ISO-8601 text as naive UTC (the warehouse's convention); an aware time is converted."""
+    if value is None:
+        return None
+    ts = datetime.fromisoformat(value)
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts

@@ -22,6 +22,14 @@ from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.warehouse import build_state, history, targets
 from pharmaflow.warehouse.dbt_env import quiet_dbt
+from pharmaflow.warehouse.set_aside import (
+    FailedTest,
+    SetAside,
+    describe_failed_test,
+    load_manifest_nodes,
+    set_aside_counts,
+    warehouse_query,
+)
 
 PROJECT_DIR = Path(__file__).parent / "dbt"
 REFERENCE_FILES = ("products.csv", "facilities.csv", "equipment.csv", "carriers.csv", "payers.csv")
@@ -43,6 +51,15 @@ class BuildResult:
     # dbt's own execution time summed per node kind (model, test, snapshot, seed): where the
     # time of a build goes, apart from dbt's start and parse
     node_seconds: dict[str, float] = field(default_factory=dict)
+    # rows silver._rejected / gold._rejected hold, per (model, rule): events left out of the
+    # warehouse instead of failing the build
+    set_aside: list[SetAside] = field(default_factory=list)
+    # the failed tests with the events (or keys) they found; `failures` says the same in words
+    failed_tests: list[FailedTest] = field(default_factory=list)
+
+    @property
+    def rows_set_aside(self) -> int:
+        return sum(s.rows for s in self.set_aside)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +74,9 @@ class BuildResult:
             "tables": self.tables,
             "seconds": round(self.seconds, 3),
             "node_seconds": {k: round(v, 3) for k, v in sorted(self.node_seconds.items())},
+            "rows_set_aside": self.rows_set_aside,
+            "set_aside": [s.to_dict() for s in self.set_aside],
+            "failed_tests": [f.to_dict() for f in self.failed_tests],
         }
 
 
@@ -106,6 +126,9 @@ def dbt_args(settings: Settings, project: Path, command: str) -> list[str]:
             {
                 "lake_dir": str(settings.lake_dir),
                 "late_lookback_hours": settings.late_lookback_hours,
+                # the calendar starts where ingest's plausible-timestamp window does, so every
+                # event ingest accepts has its day in gold.dim_date (macros/calendar.sql)
+                "calendar_start": settings.time_window.minimum.date().isoformat(),
             }
         ).decode(),
         "--threads",
@@ -153,6 +176,8 @@ def build(
     targets.checkpoint(settings)
     if result.success:
         build_state.record(settings.warehouse_dir, target, current)
+    query = warehouse_query(settings)
+    manifest_nodes: dict[str, Any] | None = None
     statuses: Counter[tuple[str, str]] = Counter()
     for node_result in getattr(res.result, "results", []) or []:
         kind = node_result.node.resource_type
@@ -160,7 +185,15 @@ def build(
         statuses[(kind, status)] += 1
         seconds = getattr(node_result, "execution_time", 0.0) or 0.0
         result.node_seconds[str(kind)] = result.node_seconds.get(str(kind), 0.0) + seconds
-        if status in ("fail", "error"):
+        if status not in ("fail", "error"):
+            continue
+        if kind == "test":
+            if manifest_nodes is None:
+                manifest_nodes = load_manifest_nodes(project.parent / "target")
+            failed = describe_failed_test(query, node_result.node, status, manifest_nodes)
+            result.failed_tests.append(failed)
+            result.failures.append(failed.describe())
+        else:
             result.failures.append(f"{node_result.node.name}: {status}")
     result.tests_passed = statuses[("test", "pass")]
     result.tests_failed = sum(
@@ -169,5 +202,7 @@ def build(
     result.models_built = statuses[("model", "success")]
     result.seeds_loaded = statuses[("seed", "success")]
     result.tables = targets.table_counts(settings)
+    if query is not None:
+        result.set_aside = set_aside_counts(query)
     result.seconds = time.perf_counter() - started
     return result

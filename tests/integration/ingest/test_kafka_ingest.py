@@ -9,6 +9,8 @@ from confluent_kafka import Producer
 
 from pharmaflow.broker.topics import topic_for
 from pharmaflow.ingest.metrics import IngestMetrics
+from pharmaflow.ingest.phi.keys import load_key
+from pharmaflow.ingest.phi.vault import PhiVault
 from pharmaflow.ingest.workers import run_stream_worker
 from pharmaflow.simulate.simulator import generate
 from tests.conftest import FAULTY
@@ -93,4 +95,13 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on(
         letters = read_topics(broker.bootstrap, [f"{topic}.dlq"], 3)
         reasons = sorted(dict(m.headers())["reason_code"].decode() for m in letters)
         assert reasons == ["malformed_json", "malformed_json", "undecodable"]
-        assert sorted(m.value() or b"" for m in letters)[0] == b""
+        # dead letters are sealed like quarantine: the originals come back through the vault
+        vault = PhiVault(
+            settings.vault_dir,
+            load_key(settings.vault_key, settings.secrets_dir / "vault.key", "vault"),
+        )
+        originals = sorted(
+            vault.open_reject(m.value(), requested_by="test", reason="check") for m in letters
+        )
+        assert originals[0] == b""
+        assert b"\xff\xfe\x00 not an event" in originals

@@ -9,6 +9,8 @@ ways), and so must silver. A build with nothing new in between changes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -39,6 +41,45 @@ def split(path: Path, parts: int, into: Path) -> list[Path]:
         piece.write_bytes(b"".join(lines[i * size : (i + 1) * size]))
         out.append(piece)
     return out
+
+
+LATE_ORDER = "ORD-H5-LATE-PLACEMENT"
+
+
+def add_a_placement_that_arrives_after_its_earlier_delivery(slices: list[Path]) -> None:
+    """A gold set-aside across builds: slice 0 brings the delivery of an order whose placement
+    (timestamped an hour AFTER the delivery) only comes in the last slice. Until then the
+    delivery is used (nothing to compare with); once the placement arrives, the order is
+    rebuilt and the delivery set aside (gold._rejected), exactly as a full refresh does."""
+    first = slices[0].read_text().splitlines()
+    placement = json.loads(next(line for line in first if '"pharmacy.order.placed"' in line))
+    placed_at = dt.datetime.fromisoformat(placement["event_time"].replace("Z", "+00:00"))
+    delivered_at = placed_at - dt.timedelta(hours=1)
+    placement.update(event_id="h5-late-placement", key=LATE_ORDER)
+    placement["payload"]["order_id"] = LATE_ORDER
+    delivery = {
+        **{k: placement[k] for k in ("event_version", "source_system", "trace_id")},
+        "event_id": "h5-early-delivery",
+        "event_type": "pharmacy.order.delivered",
+        "event_time": delivered_at.isoformat().replace("+00:00", "Z"),
+        "key": LATE_ORDER,
+        "payload": {"order_id": LATE_ORDER},
+    }
+    with slices[0].open("a") as f:
+        f.write(json.dumps(delivery) + "\n")
+    with slices[-1].open("a") as f:
+        f.write(json.dumps(placement) + "\n")
+
+
+def late_order(path: Path) -> tuple:
+    with duckdb.connect(str(path)) as con:
+        return con.execute(
+            "select has_placed_event, delivered_at is not null, current_status, "
+            "(select count(*) from gold._rejected where event_id = 'h5-early-delivery' "
+            " and rule = 'delivered_before_placed') "
+            "from gold.fact_order_lifecycle where order_id = ?",
+            [LATE_ORDER],
+        ).fetchone()
 
 
 def snapshot(path: Path, into: Path) -> Path:
@@ -106,6 +147,7 @@ def test_building_slice_by_slice_gives_the_same_warehouse_as_one_full_refresh(
     source, stats = faulty_input
     assert stats.late > 0 and stats.out_of_order > 0 and stats.duplicates > 0
     slices = split(source, SLICES, tmp_path)
+    add_a_placement_that_arrives_after_its_earlier_delivery(slices)
     # no lookback: the slices are ingested seconds apart, and the default lookback (hours)
     # would make every incremental build recompute everything and prove nothing
     settings = settings.model_copy(update={"late_lookback_hours": 0})
@@ -119,9 +161,14 @@ def test_building_slice_by_slice_gives_the_same_warehouse_as_one_full_refresh(
         reasons.append(result.full_refresh_reason)
         if i == 0:
             first_orders = order_rows(settings.warehouse_path)
+            # no placement yet: the delivery is used
+            assert late_order(settings.warehouse_path) == (False, True, "DELIVERED", 0)
     # the first build starts from nothing; every later one is incremental
     assert reasons[0] == "first build"
     assert reasons[1:] == [None] * (SLICES - 1)
+
+    # the placement came: the earlier delivery is set aside, the order is only PLACED
+    assert late_order(settings.warehouse_path) == (True, False, "PLACED", 1)
 
     # later slices did not only add orders: they corrected rows built from earlier slices
     last_orders = order_rows(settings.warehouse_path)

@@ -6,7 +6,7 @@ from pharmaflow.contracts.compat import Mode, compatibility_problems
 from pharmaflow.contracts.registry import ContractRegistry, default_registry
 from pharmaflow.errors import IncompatibleSchemaError
 
-# CONTRACTS.md: the fields outside tools rely on, per event type.
+# docs/contracts.md: the fields outside tools rely on, per event type.
 REQUIRED_PAYLOAD_FIELDS = {
     "pharmacy.order.placed": {
         "order_id",

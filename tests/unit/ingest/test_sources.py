@@ -58,3 +58,29 @@ def test_csv_header_must_name_the_envelope(tmp_path):
     path.write_text("sale_id,quantity\nS1,2\n")
     with pytest.raises(PharmaflowError, match="event_type"):
         list(open_sources(str(path), None)[0].batches(10))
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"a":1}\n{"a":2}\n')
+    (batch,) = open_sources(str(path), None)[0].batches(100)
+    assert batch.blob == b'{"a":1}\n{"a":2}' and batch.first_offset == 1
+    plain = tmp_path / "plain.jsonl"
+    plain.write_bytes(b'{"a":1}\n{"a":2}\n')
+    (same,) = open_sources(str(plain), None)[0].batches(100)
+    assert same.batch_id == batch.batch_id  # the same lines are the same batch
+
+
+def test_a_csv_byte_order_mark_touches_neither_header_nor_first_row(tmp_path):
+    path = tmp_path / "sales.csv"
+    path.write_bytes(b"\xef\xbb\xbfevent_id,event_type\ne1,sales.sale.completed\n")
+    (batch,) = open_sources(str(path), None)[0].batches(10)
+    assert batch.columns == ("event_id", "event_type")
+    assert batch.blob == b"e1,sales.sale.completed" and batch.first_offset == 2
+
+
+def test_csv_header_must_not_repeat_a_column(tmp_path):
+    path = tmp_path / "sales.csv"
+    path.write_text("event_id,event_type,quantity,quantity\ne1,sales.sale.completed,1,2\n")
+    with pytest.raises(PharmaflowError, match="repeats quantity"):
+        list(open_sources(str(path), None)[0].batches(10))

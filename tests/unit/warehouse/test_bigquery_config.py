@@ -10,8 +10,8 @@ from pharmaflow.warehouse.runner import PROJECT_DIR
 
 def test_every_silver_model_and_gold_fact_is_partitioned_and_clustered_on_bigquery():
     models = sorted((PROJECT_DIR / "models" / "silver").glob("*.sql"))
-    models += sorted((PROJECT_DIR / "models" / "gold").glob("fact_*.sql"))
-    assert len(models) == 18 + 7
+    models += sorted((PROJECT_DIR / "models" / "gold").rglob("fact_*.sql"))
+    assert len(models) == 18 + 8
     for path in models:
         config = path.read_text().split(") }}")[0]
         assert re.search(r"partition_by=pf_bq_partition\('\w+'", config), path.name

@@ -18,14 +18,27 @@ def test_a_reference_file_without_updated_at_takes_effect_when_it_was_written(tm
     os.utime(src, (1_700_000_000, 1_700_000_000))  # 2023-11-14 22:13:20 UTC
     dest = tmp_path / "facilities.csv"
     copy_reference_file(src, dest)
+    # a file older than the timezone column gets it empty (gold: the facility counts in UTC)
     assert dest.read_text().splitlines() == [
-        "facility_id,facility_type,name,region,state,updated_at",
-        "PH-1,PHARMACY,A,WEST,CA,2023-11-14 22:13:20",
+        "facility_id,facility_type,name,region,state,timezone,updated_at",
+        "PH-1,PHARMACY,A,WEST,CA,,2023-11-14 22:13:20",
+    ]
+
+
+def test_a_reference_file_with_updated_at_but_without_timezone_gets_an_empty_one(tmp_path):
+    src = tmp_path / "in-facilities.csv"
+    src.write_text("facility_id,region,updated_at\nPH-1,WEST,2024-05-01 00:00:00\nPH-2,EAST,\n")
+    dest = tmp_path / "facilities.csv"
+    copy_reference_file(src, dest)
+    assert dest.read_text().splitlines() == [
+        "facility_id,region,updated_at,timezone",
+        "PH-1,WEST,2024-05-01 00:00:00,",
+        "PH-2,EAST,,",
     ]
 
 
 def test_a_reference_file_with_updated_at_or_without_history_is_copied_as_is(tmp_path):
-    text = "facility_id,region,updated_at\nPH-1,WEST,2024-05-01 00:00:00\n"
+    text = "facility_id,region,timezone,updated_at\nPH-1,WEST,America/Denver,2024-05-01 00:00:00\n"
     for name in ("facilities.csv", "equipment.csv"):
         src = tmp_path / f"src-{name}"
         src.write_text(text if name == "facilities.csv" else "equipment_id\nEQ-1\n")
@@ -50,7 +63,7 @@ def test_the_fingerprint_is_stable_and_sees_code_and_reference_changes(tmp_path)
     after_seed = build_state.fingerprint(project, "duckdb")
     assert after_seed != first
 
-    model = project / "models" / "gold" / "fact_order_lifecycle.sql"
+    model = project / "models" / "gold" / "pharmacy" / "fact_order_lifecycle.sql"
     model.write_text(model.read_text() + "\n-- changed\n")
     assert build_state.fingerprint(project, "duckdb") not in (first, after_seed)
 

@@ -4,7 +4,9 @@ Each original patient record is sealed with AES-256-GCM, bound (as associated da
 patient key so a ciphertext cannot be passed off as another patient's. Reading it back is one
 explicit call, `reidentify`, which requires a requester and a reason and appends an access
 record (without the PHI) to an append-only log: the authorised path Safe Harbor allows.
-Quarantined raw events are sealed with the same key, since a malformed event may carry PHI.
+Quarantined raw events, and the dead letters sent back to Kafka, are sealed with the same key
+(no associated data), since a malformed event may carry PHI; `open_reject` reads one back under
+the same logged access rule.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pharmaflow.errors import PharmaflowError
 
 _NONCE = 12
+# How a sealed reject is protected (the `value_protection` header of a dead letter): AES-256-GCM
+# under the vault key, 12-byte random nonce in front, no associated data.
+SEALED_REJECT = "aes-256-gcm:vault:v1"
 
 
 class Sealer:
@@ -67,7 +72,8 @@ class PhiVault:
         self.sealer = Sealer(key)
 
     def load_name_tokens(self) -> dict[str, frozenset[str]]:
-        """order_id → tokens of that order's patient's names (from committed batches)."""
+        """order_id → tokens of that order's patient's names (from committed batches). The
+        protector matches free text against the union of all of them (`names.NameIndex`)."""
         if not any(self.name_tokens_dir.glob("*.parquet")):
             return {}
         table = ds.dataset(self.name_tokens_dir, format="parquet").to_table()
@@ -88,6 +94,14 @@ class PhiVault:
             raise PharmaflowError(f"no vault record for patient key {patient_key}")
         latest = max(records, key=lambda r: r["event_time"])
         return orjson.loads(self.sealer.open(latest["sealed"], patient_key.encode()))
+
+    def open_reject(self, sealed: bytes, *, requested_by: str, reason: str) -> bytes:
+        """The original bytes of a quarantined record or dead letter, for an authorised, logged
+        repair (`raw_encrypted`, or a dead letter's value)."""
+        if not requested_by.strip() or not reason.strip():
+            raise PharmaflowError("opening a sealed reject needs who is asking and why")
+        self._log_access("reject", requested_by, reason, found=True)
+        return self.sealer.open(sealed)
 
     def _records(self, patient_key: str) -> list[dict[str, Any]]:
         if not any(self.patients_dir.glob("*.parquet")):

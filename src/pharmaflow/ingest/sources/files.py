@@ -31,6 +31,7 @@ def fingerprint(blob: bytes) -> str:
 
 _BLOCK = 16 << 20  # bytes read at a time; batches are cut by line count, not by block
 _NEWLINE = 10
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark: some Windows tools write it; not part of a line
 
 
 class _LineFileSource:
@@ -83,6 +84,8 @@ class _LineFileSource:
     def batches(self, batch_size: int) -> Iterator[RawBatch]:
         uri = str(self.path.resolve())
         with open(self.path, "rb") as fh:
+            if fh.read(len(_BOM)) != _BOM:
+                fh.seek(0)
             header = fh.readline() if self._skip_header else None
             columns = self._columns(header)
             line_no = 2 if header is not None else 1
@@ -104,7 +107,7 @@ class _LineFileSource:
 
 
 class JsonlFileSource(_LineFileSource):
-    """One JSON envelope per line (CONTRACTS.md)."""
+    """One JSON envelope per line (docs/contracts.md)."""
 
 
 class CsvFileSource(_LineFileSource):
@@ -120,4 +123,7 @@ class CsvFileSource(_LineFileSource):
         missing = [c for c in ("event_type", "event_id") if c not in columns]
         if missing:
             raise PharmaflowError(f"{self.path}: CSV header lacks {', '.join(missing)}")
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:  # which cell would count? Refuse the file rather than guess.
+            raise PharmaflowError(f"{self.path}: CSV header repeats {', '.join(repeated)}")
         return columns

@@ -14,7 +14,7 @@ kept per topic id and a would-be skip first re-checks the topic's id.
 
 Records are JSON; a record framed as Confluent Avro (magic byte 0, schema id) is decoded with
 the schema registry's writer schema into the same JSON form, so the contract registry judges
-both alike. A record that cannot be decoded goes to quarantine and to `<topic>.dlq`.
+both alike. A record that cannot be decoded goes to quarantine and, sealed, to `<topic>.dlq`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ from confluent_kafka.admin import AdminClient
 from pharmaflow.broker.topics import DOMAIN_TOPICS, dead_letter_topic, ensure_dead_letter_topics
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.metrics import IngestMetrics
+from pharmaflow.ingest.phi.identifiers import identifier_bytes
+from pharmaflow.ingest.phi.vault import SEALED_REJECT
 from pharmaflow.ingest.sources.base import DeadLetter, RawBatch, SourceContext
 from pharmaflow.lake.writers import batch_id
 
@@ -498,7 +500,11 @@ class KafkaSource:
     # -- after the engine ---------------------------------------------------------------------
 
     def dead_letter(self, batch: RawBatch, letters: list[DeadLetter]) -> None:
-        """Send invalid records to `<topic>.dlq`, reason in headers; wait until delivered."""
+        """Send invalid records to `<topic>.dlq`, reason in headers; wait until delivered.
+
+        The engine hands over values already sealed (see `IngestEngine._dead_letters`);
+        `value_protection` says how, so a reader knows the bytes are no event. A key that is
+        not a plain identifier may itself be patient data: it is withheld (`key_withheld`)."""
         assert self._producer is not None
         producer = self._producer
 
@@ -507,11 +513,15 @@ class KafkaSource:
                 self._delivery_errors.append(error.str())
 
         for letter in letters:
+            key = identifier_bytes(letter.key)
+            withheld = [("key_withheld", b"true")] if key is None and letter.key else []
             producer.produce(
                 dead_letter_topic(letter.topic),
                 value=letter.value,
-                key=letter.key,
+                key=key,
                 headers=[
+                    ("value_protection", SEALED_REJECT.encode()),
+                    *withheld,
                     ("reason_code", letter.reason_code.encode()),
                     ("reason_field", (letter.reason_field or "").encode()),
                     ("reason_detail", letter.reason_detail.encode()),

@@ -1,9 +1,9 @@
 """What a survey submission must look like before it is stored.
 
-The rules come from the `feedback.survey.submitted` contract itself (its Avro schema's ranges),
-so a survey the database accepts is one the ingest validator accepts when it is extracted, and
-a contract change shows up here without a second copy to forget. Numbers are strict (`"5"` is
-not a rating), as they are on the Kafka wire.
+The rules come from the `feedback.survey.submitted` contract itself (its Avro schema's ranges
+and identifier patterns), so a survey the database accepts is one the ingest validator accepts
+when it is extracted, and a contract change shows up here without a second copy to forget.
+Numbers are strict (`"5"` is not a rating), as they are on the Kafka wire.
 
 Errors name the field and the rule, never the value: the comment is free text that may hold a
 patient's name, phone or email, and error messages end up in logs and HTTP responses.
@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -47,6 +49,10 @@ def _bounds(name: str) -> tuple[int, int]:
     return int(spec.minimum), int(spec.maximum)
 
 
+def _pattern(name: str) -> str | None:
+    return next(f for f in _contract().payload.children if f.name == name).pattern
+
+
 RATING_RANGE = _bounds("rating")
 NPS_RANGE = _bounds("nps")
 # The contract's payload fields; the model holds exactly these plus `submitted_at` (which
@@ -71,7 +77,33 @@ def _not_blank(text: str) -> str:
     return text
 
 
-Identifier = Annotated[StrictStr, AfterValidator(_storable), AfterValidator(_not_blank)]
+def _matching(pattern: str | None) -> AfterValidator:
+    """The contract's pattern, run by the ingest validator's engine (Arrow's RE2), so an id
+    the store accepts is one ingest accepts (Python's `re` differs: `$` before a newline)."""
+
+    def check(text: str) -> str:
+        if pattern is None:
+            return text
+        matched = pc.match_substring_regex(pa.array([text], pa.string()), pattern=pattern)
+        if not matched[0].as_py():
+            raise ValueError(f"must match the contract's pattern {pattern}")
+        return text
+
+    return AfterValidator(check)
+
+
+def _identifier(name: str) -> Any:
+    """An id field of the contract: non-blank storable text matching the field's pattern."""
+    return Annotated[
+        StrictStr,
+        AfterValidator(_storable),
+        AfterValidator(_not_blank),
+        _matching(_pattern(name)),
+    ]
+
+
+SurveyId = _identifier("survey_id")
+OrderId = _identifier("order_id")
 Text = Annotated[StrictStr, AfterValidator(_storable)]
 
 
@@ -90,15 +122,15 @@ class InvalidSurvey(PharmaflowError):
 
 
 class SurveySubmission(BaseModel):
-    """One patient survey as submitted (CONTRACTS.md, `feedback.survey.submitted`).
+    """One patient survey as submitted (docs/contracts.md, `feedback.survey.submitted`).
 
     `submitted_at` is when the patient submitted it (the event time downstream); a client that
     does not send it gets the time of validation. It must carry a UTC offset."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    survey_id: Identifier
-    order_id: Identifier
+    survey_id: SurveyId  # type: ignore[valid-type]
+    order_id: OrderId  # type: ignore[valid-type]
     rating: Annotated[StrictInt, Field(ge=RATING_RANGE[0], le=RATING_RANGE[1])]
     nps: Annotated[StrictInt, Field(ge=NPS_RANGE[0], le=NPS_RANGE[1])]
     comment: Text | None = None

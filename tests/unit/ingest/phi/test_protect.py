@@ -65,13 +65,71 @@ def test_sparse_zip_areas_become_000():
     assert generalise_zip(None) is None
 
 
-def test_name_tokens_feed_free_text_scrubbing_for_that_order():
+def test_a_known_patients_name_is_scrubbed_whatever_event_names_them():
     protector, _, out = _protect(PATIENT)
     assert {r["order_id"] for r in out.name_tokens} == {"ORD-9"}
     payloads = [
         {"order_id": "ORD-9", "comment": "Zuleika Okonkwo, call 415-555-0134"},
-        {"order_id": "ORD-other", "comment": "Zuleika again"},
+        {"order_id": "ORD-other", "comment": "zuleika again"},
+        {"comment": "okonkwo, no order id at all"},
+    ]
+    changed = protector.scrub_free_text(payloads, "comment")
+    assert changed.tolist() == [True, True, True]
+    assert [p["comment"] for p in payloads] == [
+        "[NAME] [NAME], call [PHONE]",
+        "[NAME] again",
+        "[NAME], no order id at all",
+    ]
+
+
+def test_tokens_from_the_vault_are_global_too():
+    tok = Tokenizer(b"h" * 32)
+    stored = {"ORD-1": frozenset({tok.name_token("Okonkwo")})}
+    protector = Protector(tok, Sealer(KEY), stored)
+    payloads = [{"shipment_id": "SHP-1", "detail": "left with neighbour of okonkwo"}]
+    protector.scrub_free_text(payloads, "detail")
+    assert payloads[0]["detail"] == "left with neighbour of [NAME]"
+
+
+def test_unchanged_text_is_kept_byte_for_byte_and_changed_text_is_nfkc():
+    protector, _, _ = _protect(PATIENT)
+    odd = "Cafe\u0301 \uff46\uff55\uff4c\uff4c-width, nothing to hide"
+    payloads = [
+        {"comment": odd},
+        {
+            "comment": "\uff4d\uff52\uff4e \uff18\uff17\uff16\uff15\uff14\uff13\uff12\uff11"
+            " and Cafe\u0301"
+        },
+    ]
+    changed = protector.scrub_free_text(payloads, "comment")
+    assert changed.tolist() == [False, True]
+    assert payloads[0]["comment"] is odd
+    assert payloads[1]["comment"] == "[MRN] and Caf\u00e9"
+
+
+def test_nested_fields_and_lists_of_strings_are_scrubbed():
+    protector, _, _ = _protect(PATIENT)
+    payloads = [
+        {"note": {"text": "call Zuleika at 415-555-0134"}},
+        {"note": None},
+        {"note": {"lines": ["fine", "SSN 123-45-6789", None]}},
+    ]
+    assert protector.scrub_free_text(payloads, "note.text").tolist() == [True, False, False]
+    assert payloads[0]["note"]["text"] == "call [NAME] at [PHONE]"
+    assert protector.scrub_free_text(payloads, "note.lines").tolist() == [False, False, True]
+    assert payloads[2]["note"]["lines"] == ["fine", "SSN [SSN]", None]
+
+
+def test_a_comment_before_its_order_loses_the_name_by_detection():
+    protector = Protector(Tokenizer(b"h" * 32), Sealer(KEY), {})  # no patient seen yet
+    payloads = [
+        {"order_id": "ORD-9", "comment": "This is Zuleika Okonkwo, the box was crushed."},
+        {"order_id": "ORD-9", "comment": "Please leave it at 12 Quillfeather Lane."},
+        {"order_id": "ORD-9", "comment": "Maria Garcia picked it up for me."},
     ]
     protector.scrub_free_text(payloads, "comment")
-    assert payloads[0]["comment"] == "[NAME] [NAME], call [PHONE]"
-    assert payloads[1]["comment"] == "Zuleika again"  # another order's patient: not this name
+    assert [p["comment"] for p in payloads] == [
+        "This is [NAME], the box was crushed.",
+        "Please leave it at [ADDRESS].",
+        "[NAME] picked it up for me.",
+    ]

@@ -162,6 +162,9 @@
 {%- endmacro %}
 
 {% macro default__pf_create_bronze_views() -%}
+    {%- if execute -%}
+        {%- do pf_snapshot_unread_batches() -%}
+    {%- endif -%}
     select 1 as noop
 {%- endmacro %}
 
@@ -181,6 +184,7 @@
                     ~ pf_files_values(event_type, files) ~ ')') -%}
             {%- endif -%}
         {%- endfor -%}
+        {%- do pf_snapshot_unread_batches() -%}
     {%- endif -%}
     select 1 as noop
 {%- endmacro %}
@@ -198,9 +202,71 @@
 {%- endmacro %}
 
 {#
-  Bronze rows of the batches an incremental silver model has not read yet (all of bronze on a
-  full build). duckdb: a select over only those batches' files, from this run's snapshot;
-  elsewhere: the bronze table filtered on batch_id.
+  The bronze batches the warehouse has not read yet, per event type, taken once when the run
+  starts (on-run-start): the committed batches none of whose rows is in the type's silver table
+  or in silver._rejected. Both the silver model and silver_rejected read exactly these batches
+  in the run, so what silver leaves out, silver_rejected sees; a batch whose every row was set
+  aside is read once, like any other. Table bronze._unread_batches (event_type, batch_id).
+#}
+{% macro pf_unread_batches_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema=pf_schema_name('bronze'),
+                                  identifier='_unread_batches', type='table')) }}
+{%- endmacro %}
+
+{% macro pf_snapshot_unread_batches() -%}
+    {%- set unread = pf_unread_batches_relation() -%}
+    {%- set silver_schema = pf_schema_name('silver') -%}
+    {%- set found = run_query(
+        "select table_name from information_schema.tables where table_schema = '" ~ silver_schema ~ "'"
+        ~ (" and table_catalog = '" ~ target.database ~ "'" if target.type == 'duckdb' else '')) -%}
+    {%- set existing = found.columns[0].values() | list -%}
+    {%- set rejected = api.Relation.create(database=target.database, schema=silver_schema, identifier='_rejected') -%}
+    {%- set selects = [] -%}
+    {%- for event_type in pf_event_types() -%}
+        {%- set name = pf_event_table_name(event_type) -%}
+        {%- set silver = api.Relation.create(database=target.database, schema=silver_schema, identifier=name) -%}
+        {%- set sql -%}
+        select distinct cast('{{ event_type }}' as {{ dbt.type_string() }}) as event_type, batches.batch_id
+        from ({{ pf_committed_batches_sql(event_type) }}) as batches
+        where 1 = 1
+        {%- if name in existing %}
+          and not exists (select 1 from {{ silver }} as kept where kept.ingest_batch_id = batches.batch_id)
+        {%- endif %}
+        {%- if '_rejected' in existing %}
+          and not exists (
+              select 1 from {{ rejected }} as set_aside
+              where set_aside.model = 'silver_{{ name }}' and set_aside.ingest_batch_id = batches.batch_id
+          )
+        {%- endif %}
+        {%- endset -%}
+        {%- do selects.append(sql) -%}
+    {%- endfor -%}
+    {%- do run_query('drop table if exists ' ~ unread) -%}
+    {%- do run_query('create table ' ~ unread ~ ' as\n' ~ selects | join('\nunion all\n')) -%}
+    {%- if target.type != 'duckdb' -%}
+        {%- do run_query('commit') -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{# The distinct committed batch ids of one event type, as a select of `batch_id`. #}
+{% macro pf_committed_batches_sql(event_type) -%}
+    {{ return(adapter.dispatch('pf_committed_batches_sql', 'pharmaflow')(event_type)) }}
+{%- endmacro %}
+
+{% macro default__pf_committed_batches_sql(event_type) -%}
+    {#- hooks have no source(): the relation the bronze source names -#}
+    select distinct batch_id from {{ api.Relation.create(database=target.database,
+        schema=pf_schema_name('bronze'), identifier=pf_event_table_name(event_type)) }}
+{%- endmacro %}
+
+{% macro duckdb__pf_committed_batches_sql(event_type) -%}
+    select distinct batch_id from {{ pf_committed_files_relation() }} where event_type = '{{ event_type }}'
+{%- endmacro %}
+
+{#
+  Bronze rows of the batches not read yet (bronze._unread_batches) on an incremental run, all
+  of bronze on a full build. duckdb: a select over only those batches' files, from this run's
+  snapshot; elsewhere: the bronze table filtered on batch_id.
 #}
 {% macro pf_bronze_unread(event_type) -%}
     {%- set all_rows = bronze(event_type) -%}
@@ -211,7 +277,8 @@
 {%- endmacro %}
 
 {% macro default__pf_bronze_unread(event_type, all_rows) -%}
-    {{ return('(select * from ' ~ all_rows ~ ' as all_rows where batch_id not in (select distinct ingest_batch_id from ' ~ this ~ '))') }}
+    {{ return('(select * from ' ~ all_rows ~ ' as all_rows where batch_id in (select batch_id from '
+              ~ pf_unread_batches_relation() ~ " where event_type = '" ~ event_type ~ "'))") }}
 {%- endmacro %}
 
 {% macro duckdb__pf_bronze_unread(event_type, all_rows) -%}
@@ -220,7 +287,8 @@
         {%- set found = run_query(
             "select file from " ~ pf_committed_files_relation()
             ~ " where event_type = '" ~ event_type ~ "'"
-            ~ " and batch_id not in (select distinct ingest_batch_id from " ~ this ~ ")"
+            ~ " and batch_id in (select batch_id from " ~ pf_unread_batches_relation()
+            ~ " where event_type = '" ~ event_type ~ "')"
             ~ " order by file") -%}
         {%- set files = found.columns[0].values() | list -%}
     {%- endif -%}

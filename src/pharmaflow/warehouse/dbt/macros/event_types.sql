@@ -1,5 +1,5 @@
 {#
-  The event types of shared/CONTRACTS.md. One bronze partition, one bronze source table and one
+  The event types of docs/contracts.md. One bronze partition, one bronze source table and one
   silver model per type. Names: `pharmacy.order.placed` -> `pharmacy_order_placed`
   (bronze view / silver table) and model `silver_pharmacy_order_placed`.
 #}

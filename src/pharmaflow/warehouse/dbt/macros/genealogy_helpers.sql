@@ -1,5 +1,5 @@
 {#
-  Helpers of the lot genealogy models (models/gold/lot_genealogy.sql, dim_lot.sql).
+  Helpers of the lot genealogy models (models/gold/genealogy/lot_genealogy.sql, dim_lot.sql).
 #}
 
 {#

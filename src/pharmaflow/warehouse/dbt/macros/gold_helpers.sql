@@ -119,3 +119,91 @@
     from {{ relation }}
     where {{ id_expr }} is not null
 {%- endmacro %}
+
+{#
+  The one event order of gold: by EVENT time (never arrival order), ties broken by ingest time,
+  then event_id, so every rerun picks the same event. 'first' is ascending (the first
+  placement), 'latest' descending (the latest status). `prefix` qualifies the columns
+  ('sale.'); `tie` is a column order placed right after event_time, for an order that ranks
+  events of equal time by something of their own first (the later lifecycle stage wins):
+
+      {{ pf_pick_one('placed_events', 'order_id', pf_event_order('first')) }}
+      lead(...) over (partition by logger_id order by {{ pf_event_order('first') }})
+      {{ pf_event_order('latest', tie='stage_rank desc') }}
+#}
+{% macro pf_event_order(which, prefix='', tie=none) -%}
+    {%- if which not in ('first', 'latest') -%}
+        {{ exceptions.raise_compiler_error("pf_event_order: 'first' or 'latest', not " ~ which) }}
+    {%- endif -%}
+    {%- set direction = '' if which == 'first' else ' desc' -%}
+    {%- set parts = [prefix ~ 'event_time' ~ direction] -%}
+    {%- if tie -%}{%- do parts.append(tie) -%}{%- endif -%}
+    {%- do parts.append(prefix ~ 'ingest_time' ~ direction) -%}
+    {%- do parts.append(prefix ~ 'event_id' ~ direction) -%}
+    {{ return(parts | join(', ')) }}
+{%- endmacro %}
+
+{#
+  The calendar day of a UTC timestamp (no zone, as every gold time) in an IANA time zone
+  (an expression, e.g. 'America/New_York' or a column): the local business day. The same
+  `at time zone` SQL runs on PostgreSQL and on DuckDB (whose ICU extension, built into the
+  Python wheel, holds the zone database). Daylight saving is applied as of that instant.
+#}
+{% macro pf_local_date(ts, tz) -%}
+    {{ return(adapter.dispatch('pf_local_date', 'pharmaflow')(ts, tz)) }}
+{%- endmacro %}
+
+{% macro default__pf_local_date(ts, tz) -%}
+    cast(({{ ts }} at time zone 'UTC') at time zone {{ tz }} as date)
+{%- endmacro %}
+
+{% macro bigquery__pf_local_date(ts, tz) -%}
+    date(timestamp({{ ts }}), {{ tz }})
+{%- endmacro %}
+
+{#
+  The names of the time zones the warehouse engine knows (a select of one column, `name`):
+  dim_facility keeps a reference timezone only when the engine can convert with it.
+#}
+{% macro pf_known_timezones() -%}
+    {{ return(adapter.dispatch('pf_known_timezones', 'pharmaflow')()) }}
+{%- endmacro %}
+
+{% macro default__pf_known_timezones() -%}
+    select name from pg_timezone_names
+{%- endmacro %}
+
+{% macro duckdb__pf_known_timezones() -%}
+    select name from pg_timezone_names()
+{%- endmacro %}
+
+{% macro bigquery__pf_known_timezones() -%}
+    {{ exceptions.raise_compiler_error(
+        "pharmaflow: pf_known_timezones has no BigQuery version yet (BigQuery has no zone"
+        ~ " table: list the IANA names the facilities use, or validate with safe.timestamp)") }}
+{%- endmacro %}
+
+{# 100 * part / whole of two microsecond sums (integers of any size), decimal(6,2); null
+   when whole is 0 or null. Wide decimals: a year of one-minute logger intervals overflows
+   pf_safe_ratio's decimal(18,6). #}
+{% macro pf_us_ratio_pct(part_us, whole_us) -%}
+    {{ pf_cast_decimal('100 * cast(' ~ part_us ~ ' as decimal(38,0)) / nullif(cast(' ~ whole_us
+                       ~ ' as decimal(38,0)), 0)', 'decimal(6,2)') }}
+{%- endmacro %}
+
+{#
+  The measures of a day of point-of-sale sales (fact_sales_daily by UTC day and
+  fact_sales_daily_local by business day aggregate the same way, so their totals agree): sales
+  (distinct events), units, revenue = sum of quantity x unit_price as decimal(38,2) (exact, and
+  wide enough for any valid sale: a 32-bit quantity times a decimal(12,2) price, summed),
+  promo_sales / promo_units (those with a promotion_code), last_ingest_time (the watermark).
+#}
+{% macro pf_sales_measures() -%}
+        count(*) as sales,
+        cast(sum(quantity) as {{ dbt.type_bigint() }}) as units,
+        cast(sum(cast(quantity as decimal(20,0)) * unit_price) as decimal(38,2)) as revenue,
+        {{ pf_count_if('promotion_code is not null') }} as promo_sales,
+        cast(coalesce(sum(case when promotion_code is not null then quantity end), 0)
+             as {{ dbt.type_bigint() }}) as promo_units,
+        max(ingest_time) as last_ingest_time
+{%- endmacro %}

@@ -134,7 +134,10 @@
 {%- endmacro %}
 
 {# A timestamp text -> timestamp in UTC without zone: a time with an offset (or Z) is converted
-   to UTC, a time without one is taken as UTC already. #}
+   to UTC, a time without one is taken as UTC already. A fraction beyond microseconds (ingest
+   accepts up to 9 digits: Java Instant, Go RFC3339Nano) is truncated, as ingest does: DuckDB's
+   cast truncates by itself, PostgreSQL's would round (…59.9999999 to the next second), so the
+   PostgreSQL branch drops the extra digits first. #}
 {% macro pf_cast_timestamp_utc(expr) -%}
     {{ return(adapter.dispatch('pf_cast_timestamp_utc', 'pharmaflow')(expr)) }}
 {%- endmacro %}
@@ -143,8 +146,9 @@
 {% macro default__pf_cast_timestamp_utc(expr) -%}
     case
         when {{ expr }} ~ '[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)? ?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$'
-            then cast({{ expr }} as timestamp with time zone) at time zone 'UTC'
-        else cast({{ expr }} as timestamp)
+            then cast(regexp_replace({{ expr }}, '(\.[0-9]{6})[0-9]+', '\1') as timestamp with time zone)
+                at time zone 'UTC'
+        else cast(regexp_replace({{ expr }}, '(\.[0-9]{6})[0-9]+', '\1') as timestamp)
     end
 {%- endmacro %}
 

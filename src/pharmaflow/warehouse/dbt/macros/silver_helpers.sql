@@ -45,14 +45,22 @@
   The whole silver model of one event type: its committed bronze rows, deduplicated by
   event_id, the JSON payload parsed once into typed columns, then envelope, payload and
   provenance columns. Each silver model only declares its payload columns and calls this.
-#}
-{#
-  Incremental (macros/incremental.sql): a run reads only the bronze batches the table holds no
-  row of yet, and appends the events whose event_id it does not hold yet.
+
+  Rows that break a rule of the model (macros/set_aside.sql: derived from silver.yml's tests
+  and the payload column types) are left out; silver_rejected lists them. The payload column
+  list is kept in the model's meta (`pf_payload_columns`) for silver_rejected to judge with.
+
+  Incremental (macros/incremental.sql): a run reads only the bronze batches no row of the
+  table or of silver._rejected comes from (bronze._unread_batches, taken when the run starts),
+  and appends the events whose event_id neither holds yet.
 #}
 {% macro pf_silver_select(event_type, payload_columns) -%}
+{%- do config(meta={'pf_payload_columns': payload_columns}) -%}
+{%- set checks = pf_set_aside_checks(model.name, payload_columns) -%}
+{%- set rejected = pf_rejected_relation() if is_incremental() and execute else none -%}
 with bronze_events as (
-    select * from {{ pf_bronze_unread(event_type) }} as bronze_rows
+    select bronze_rows.*, {{ pf_set_aside_event_dup() }}
+    from {{ pf_bronze_unread(event_type) }} as bronze_rows
 ),
 
 deduped as (
@@ -62,19 +70,37 @@ deduped as (
 parsed as (
     select
         deduped.*,
-        {{ pf_json_parse('payload', payload_columns) }} as p
+        {{ pf_json_parse('payload', payload_columns) }} as p,
+        {{ pf_set_aside_parse(payload_columns) }} as pf_keys
     from deduped
     {%- if is_incremental() %}
     where not exists (
         select 1 from {{ this }} as already_loaded
         where already_loaded.event_id = deduped.event_id
     )
+    {%- if rejected is not none %}
+      and not exists (
+        select 1 from {{ rejected }} as set_aside
+        where set_aside.model = '{{ model.name }}' and set_aside.event_id = deduped.event_id
+    )
     {%- endif %}
+    {%- endif %}
+),
+
+checked as (
+    select parsed.*, {{ pf_set_aside_raw(payload_columns) }}
+    from parsed
+),
+
+judged as (
+    select checked.*, {{ pf_set_aside_rule(checks) }} as pf_rule
+    from checked
 )
 
 select
     {{ pf_envelope_columns() }},
     {{- pf_payload_columns('p', payload_columns) }},
     {{ pf_provenance_columns() }}
-from parsed
+from judged
+where pf_rule is null
 {%- endmacro %}

@@ -6,12 +6,14 @@
 -- depends_on: {{ ref('silver_' ~ pf_event_table_name(event_type)) }}
 {%- endfor %}
 {#- every gold model (tests/unit/warehouse/test_phi_guard.py keeps this list whole) #}
-{%- for model in ['daily_order_summary', 'daily_pharmacy_order_summary', 'dim_carrier',
-                  'dim_date', 'dim_equipment', 'dim_facility', 'dim_lot', 'dim_patient',
-                  'dim_payer', 'dim_product', 'fact_batch_production', 'fact_deviation',
-                  'fact_order_lifecycle', 'fact_sales_daily', 'fact_shipment',
-                  'fact_shipment_temperature_hourly', 'fact_survey', 'kpi_carrier_on_time',
-                  'kpi_fulfilment', 'kpi_nps', 'kpi_quality', 'lot_genealogy'] %}
+{%- for model in ['daily_order_summary', 'daily_pharmacy_order_summary',
+                  'daily_pharmacy_order_summary_local', 'dim_carrier', 'dim_date',
+                  'dim_equipment', 'dim_facility', 'dim_lot', 'dim_patient', 'dim_payer',
+                  'dim_product', 'fact_batch_production', 'fact_deviation',
+                  'fact_order_lifecycle', 'fact_sales_daily', 'fact_sales_daily_local',
+                  'fact_shipment', 'fact_shipment_temperature_hourly', 'fact_survey',
+                  'gold_rejected', 'kpi_carrier_on_time', 'kpi_fulfilment', 'kpi_nps',
+                  'kpi_quality', 'lot_genealogy'] %}
 -- depends_on: {{ ref(model) }}
 {%- endfor %}
 

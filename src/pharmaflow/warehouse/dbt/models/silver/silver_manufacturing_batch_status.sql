@@ -21,8 +21,8 @@
     ('equipment_id', 'string'),
     ('operator_id', 'string'),
     ('status', 'string'),
-    ('batch_size_kg', 'decimal'),
-    ('actual_yield_kg', 'decimal')
+    ('batch_size_kg', 'double'),
+    ('actual_yield_kg', 'double')
 ] -%}
 
 {{ pf_silver_select('manufacturing.batch.status', payload_columns) }}
