@@ -22,11 +22,10 @@ from typing import Any
 
 import orjson
 
-from pharmaflow.lake.files import TMP_PREFIX, write_bytes_atomic
-from pharmaflow.lake.layout import LakeLayout
+from pharmaflow.lake.files import write_bytes_atomic
+from pharmaflow.lake.layout import PART_FILE, TMP_PREFIX, LakeLayout
 from pharmaflow.lake.writers import FILE_WRITER, is_live, writer_of
 
-_PART = re.compile(r"^part-(?P<batch>.+)\.parquet$")
 _MANIFEST = re.compile(r"^(?P<batch>.+)\.json$")
 _TMP = re.compile(rf"^{re.escape(TMP_PREFIX)}\d+-(?P<name>.+)$")
 
@@ -47,16 +46,12 @@ class CommitLog:
     def refresh(self) -> None:
         """Take in manifests committed since the last look (other writers share the lake).
         Their offsets are read only when asked for: a file ingest never needs them."""
-        if not self.layout.manifests.exists():
-            return
-        for path in self.layout.manifests.glob("*.json"):
-            # A manifest still being written (or left by a crash before its rename) is a
-            # `.tmp-` file: its batch is not committed, and its offsets are no bookmark.
-            if path.name.startswith(TMP_PREFIX):
-                continue
-            if path.stem not in self._committed:
-                self._committed.add(path.stem)
-                self._unread.append(path.stem)
+        # A manifest still being written (or left by a crash before its rename) is a `.tmp-`
+        # file: its batch is not committed, and its offsets are no bookmark.
+        for batch_id in self.layout.committed_manifests():
+            if batch_id not in self._committed:
+                self._committed.add(batch_id)
+                self._unread.append(batch_id)
 
     def _note_offsets(self, ranges: list[list[Any]]) -> None:
         for topic, topic_id, partition, _first, last in ranges:
@@ -110,7 +105,7 @@ class CommitLog:
                 temp = _TMP.match(name)
                 if temp:
                     name = temp["name"]
-                match = _PART.match(name) or (temp and _MANIFEST.match(name))
+                match = PART_FILE.match(name) or (temp and _MANIFEST.match(name))
                 if not match:
                     continue
                 batch = match["batch"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-TMP_PREFIX = ".tmp-"
+from pharmaflow.lake.layout import TMP_PREFIX
 
 
 def _tmp_for(path: Path) -> Path:

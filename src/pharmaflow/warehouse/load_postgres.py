@@ -33,8 +33,7 @@ from psycopg import Connection, sql
 
 from pharmaflow.config import Settings
 from pharmaflow.contracts.registry import default_registry
-from pharmaflow.lake.files import TMP_PREFIX
-from pharmaflow.lake.layout import LakeLayout
+from pharmaflow.lake.layout import LakeLayout, part_batch_id
 
 SCHEMA = "bronze"
 LOADED_TABLE = "_loaded_batches"
@@ -64,7 +63,6 @@ _DUCKDB_CASTS = {
     "source_offset": "BIGINT",
 }
 
-_PART = re.compile(r"^part-(?P<batch>.+)\.parquet$")
 _TYPE_DIR = re.compile(r"^event_type=(?P<type>.+)$")
 
 # Arrow record batches streamed per COPY chunk: bounds memory for large parts.
@@ -93,9 +91,7 @@ def table_name(event_type: str) -> str:
 def committed_batches(layout: LakeLayout) -> set[str]:
     """Batch ids with a manifest. A `.tmp-` manifest is a commit still being written (or
     left by a crash before its rename): not committed."""
-    if not layout.manifests.exists():
-        return set()
-    return {p.stem for p in layout.manifests.glob("*.json") if not p.name.startswith(TMP_PREFIX)}
+    return set(layout.committed_manifests())
 
 
 def bronze_parts(layout: LakeLayout) -> dict[str, list[tuple[str, Path]]]:
@@ -109,9 +105,9 @@ def bronze_parts(layout: LakeLayout) -> dict[str, list[tuple[str, Path]]]:
         if not match or not type_dir.is_dir():
             continue
         for path in sorted(type_dir.rglob("part-*.parquet")):
-            part = _PART.match(path.name)
-            if part and path.is_file():
-                parts[part["batch"]].append((match["type"], path))
+            batch_id = part_batch_id(path.name)
+            if batch_id is not None and path.is_file():
+                parts[batch_id].append((match["type"], path))
     return parts
 
 

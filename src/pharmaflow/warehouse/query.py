@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pharmaflow.errors import PharmaflowError
+from pharmaflow.lake.layout import LakeLayout, part_batch_id
 
 if TYPE_CHECKING:
     import duckdb
@@ -41,7 +42,6 @@ _LAKE_REF = re.compile(r'(?<![\w.])"?lake"?\s*\.\s*"?(\w+)', re.IGNORECASE)
 # Statement kinds that only read. PIVOT parses as MULTI (it defines its enum types first).
 _READING = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL", "MULTI"})
 _COUNTS = ("records", "landed", "duplicates", "quarantined", "blank", "undeclared_stripped")
-_PART = re.compile(r"^part-(?P<batch>.+)\.parquet$")
 
 
 def run_query(
@@ -98,7 +98,7 @@ def lake_tables_named(query: str) -> list[str]:
 def attach_lake(con: duckdb.DuckDBPyConnection, lake_dir: Path, tables: list[str]) -> None:
     """The catalog `lake` (in memory) with a view per table in `tables`, over Arrow objects
     read from the committed batches of `lake_dir`. Call before locking the configuration."""
-    manifests = _committed_manifests(lake_dir)
+    manifests = LakeLayout(lake_dir).committed_manifests()
     con.execute("ATTACH ':memory:' AS lake (READ_WRITE)")
     for name in tables:
         if name == "manifests":
@@ -107,21 +107,6 @@ def attach_lake(con: duckdb.DuckDBPyConnection, lake_dir: Path, tables: list[str
             source = _parts_dataset(lake_dir / name, set(manifests), _SCHEMAS[name]())
         con.register(f"_lake_{name}", source)
         con.execute(f"CREATE VIEW lake.main.{name} AS SELECT * FROM _lake_{name}")
-
-
-def _committed_manifests(lake_dir: Path) -> dict[str, Path]:
-    """batch id -> manifest; a `.tmp-` manifest is a commit still being written: not one."""
-    from pharmaflow.lake.files import TMP_PREFIX
-    from pharmaflow.lake.layout import LakeLayout
-
-    directory = LakeLayout(lake_dir).manifests
-    if not directory.exists():
-        return {}
-    return {
-        p.stem: p
-        for p in sorted(directory.glob("*.json"))
-        if not p.name.startswith(TMP_PREFIX) and p.is_file()
-    }
 
 
 def _bronze_schema() -> pa.Schema:
@@ -147,8 +132,7 @@ def _parts_dataset(directory: Path, committed: set[str], schema: pa.Schema) -> A
     files = []
     if directory.exists():
         for p in sorted(directory.rglob("part-*.parquet")):
-            match = _PART.match(p.name)
-            if match and match["batch"] in committed and p.is_file():
+            if part_batch_id(p.name) in committed and p.is_file():
                 files.append(str(p))
     if not files:
         return schema.empty_table()
