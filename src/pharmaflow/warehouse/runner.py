@@ -28,7 +28,6 @@ from pharmaflow.warehouse.set_aside import (
     describe_failed_test,
     load_manifest_nodes,
     set_aside_counts,
-    warehouse_query,
 )
 
 PROJECT_DIR = Path(__file__).parent / "dbt"
@@ -176,7 +175,7 @@ def build(
     targets.checkpoint(settings)
     if result.success:
         build_state.record(settings.warehouse_dir, target, current)
-    query = warehouse_query(settings)
+    query = targets.warehouse_query(settings)
     manifest_nodes: dict[str, Any] | None = None
     statuses: Counter[tuple[str, str]] = Counter()
     for node_result in getattr(res.result, "results", []) or []:

@@ -11,21 +11,16 @@ patient data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 
-from pharmaflow.config import Settings
+from pharmaflow.warehouse.targets import Query
 
 REJECTED_TABLES = (("silver", "_rejected"), ("gold", "_rejected"))
 MAX_NAMED = 10
-
-# (sql) -> (column names, rows): one read-only query on the build's warehouse
-Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 
 
 @dataclass(frozen=True)
@@ -64,34 +59,6 @@ class FailedTest:
             "event_ids": self.event_ids,
             "keys": self.keys,
         }
-
-
-def warehouse_query(settings: Settings) -> Query | None:
-    """A query function on the configured warehouse; None where pharmaflow does not read it
-    (BigQuery: a query job per question)."""
-    if settings.warehouse_target == "duckdb":
-        path = settings.warehouse_path
-
-        def run_duckdb(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-            # default configuration: dbt ran in this process and its DuckDB instance may still
-            # be open; DuckDB shares an instance only with connections configured the same
-            with duckdb.connect(str(path)) as con:
-                cursor = con.execute(sql)
-                return [d[0] for d in cursor.description], cursor.fetchall()
-
-        return run_duckdb
-    if settings.warehouse_target == "postgres":
-        dsn = settings.warehouse_dsn
-
-        def run_postgres(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-            import psycopg
-
-            with psycopg.connect(dsn, autocommit=True) as con:
-                cursor = con.execute(sql)  # type: ignore[call-overload]
-                return [d.name for d in cursor.description or []], cursor.fetchall()
-
-        return run_postgres
-    return None
 
 
 def set_aside_counts(query: Query) -> list[SetAside]:

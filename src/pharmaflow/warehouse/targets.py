@@ -3,13 +3,15 @@
 The dbt project is portable (dispatch macros, see the project's README): the same models build
 on the embedded DuckDB file, on PostgreSQL and on BigQuery. What differs per target lives here:
 the profile output dbt needs (written by `runner.prepare_project` into the data dir) and the
-few direct reads pharmaflow itself makes after a build (rows per table), so the runner never
-has to know which database it talks to.
+few direct reads pharmaflow itself makes after a build (rows per table, the set-aside report and
+the events behind a failing test), so the runner never has to know which database it talks
+to.
 """
 
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,9 @@ from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
 
 TARGETS = ("duckdb", "postgres", "bigquery")
+
+# (sql) -> (column names, rows): one read-only query on the build's warehouse
+Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 
 
 def postgres_connection_params(dsn: str) -> dict[str, Any]:
@@ -162,3 +167,31 @@ def postgres_table_counts(
             row = con.execute(query).fetchone()
             counts[f"{schema}.{table}"] = int(row[0]) if row else 0
         return counts
+
+
+def warehouse_query(settings: Settings) -> Query | None:
+    """A query function on the configured warehouse; None where pharmaflow does not read it
+    (BigQuery: a query job per question)."""
+    if settings.warehouse_target == "duckdb":
+        path = settings.warehouse_path
+
+        def run_duckdb(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+            # default configuration: dbt ran in this process and its DuckDB instance may still
+            # be open; DuckDB shares an instance only with connections configured the same
+            with duckdb.connect(str(path)) as con:
+                cursor = con.execute(sql)
+                return [d[0] for d in cursor.description], cursor.fetchall()
+
+        return run_duckdb
+    if settings.warehouse_target == "postgres":
+        dsn = settings.warehouse_dsn
+
+        def run_postgres(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+            import psycopg
+
+            with psycopg.connect(dsn, autocommit=True) as con:
+                cursor = con.execute(sql)  # type: ignore[call-overload]
+                return [d.name for d in cursor.description or []], cursor.fetchall()
+
+        return run_postgres
+    return None

@@ -18,8 +18,8 @@ from pharmaflow.warehouse.set_aside import (
     describe_failed_test,
     failing_rows,
     set_aside_counts,
-    warehouse_query,
 )
+from pharmaflow.warehouse.targets import warehouse_query
 
 RELATION = '"pharmaflow"."silver"."pharmacy_order_filled"'
 NOT_NULL_SQL = f"select lot_number\nfrom {RELATION}\nwhere lot_number is null\n"
