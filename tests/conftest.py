@@ -11,8 +11,12 @@ from pharmaflow.config import Settings
 from pharmaflow.simulate.config import SimConfig
 from pharmaflow.simulate.simulator import SimStats, simulate
 
-# Fixed keys so two data dirs tokenise identically and lakes can be compared byte for byte.
-TEST_KEYS = {"PHARMAFLOW_HMAC_KEY": "11" * 32, "PHARMAFLOW_VAULT_KEY": "22" * 32}
+# Fixed keys so two data dirs tokenise identically and lakes can be compared byte for byte
+# (random-looking: weak keys such as all-zero or repeated bytes are refused).
+TEST_KEYS = {
+    "PHARMAFLOW_HMAC_KEY": "87ea2d881361bb9aabf9f33396598422422b80bcd076b4487bc519af6e3021c4",
+    "PHARMAFLOW_VAULT_KEY": "4b76f1ad41d35d3ef49b42a5cb8db7d00182d524e76824b41596dc6884ac1209",
+}
 
 # Small, but with every fault on at rates high enough that each kind shows up.
 FAULTY = SimConfig(

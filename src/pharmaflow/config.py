@@ -1,8 +1,13 @@
-"""Runtime configuration, from `PHARMAFLOW_*` environment variables (or a `.env` file).
+"""Runtime configuration, from `PHARMAFLOW_*` environment variables.
 
-One `data_dir` holds everything a run writes (lake, vault, warehouse, logs, keys), so two runs
-with different data dirs never share state. Keys default to files generated inside the data
-dir for local runs; in production they come from the environment (a secret manager).
+A `.env` file is read only when asked for (`--env-file`, or `PHARMAFLOW_ENV_FILE`): a file
+that happens to sit in the working directory must not silently choose the data dir or the keys.
+
+One `data_dir` holds everything a run writes (lake, vault, warehouse, logs), so two runs with
+different data dirs never share state. Keys default to files generated once per data dir
+(`secrets/` inside it: for local use only, since a copy of the data dir then carries its keys);
+in production they come from the environment (a secret manager) or from `secrets_dir` outside
+the data dir.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,7 +40,7 @@ class TimeWindow:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PHARMAFLOW_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PHARMAFLOW_", env_file=None, extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Where lake, vault, warehouse and logs live.")
     batch_size: int = Field(100_000, gt=0, description="Events per ingest batch (one commit each).")
@@ -50,6 +55,18 @@ class Settings(BaseSettings):
     vault_key: SecretStr | None = Field(
         None, description="AES-256 key (64 hex chars) for the PHI vault and quarantine."
     )
+    secrets_dir: Path | None = Field(
+        None,
+        description="Folder of the generated key files (vault.key, hmac.key). Default: "
+        "<data_dir>/secrets, for local use only; set it outside the data dir (or pass the "
+        "keys in the environment) wherever the data dir may be copied.",
+    )
+    max_workers: int = Field(
+        default_factory=lambda: max(8, 4 * (os.cpu_count() or 1)),
+        gt=0,
+        le=1024,
+        description="Upper bound on --workers and PHARMAFLOW_INGEST_WORKERS (processes).",
+    )
     reference_dir: Path | None = Field(
         None, description="Your own reference CSVs (products, facilities, ...) replacing the seeds."
     )
@@ -63,6 +80,17 @@ class Settings(BaseSettings):
         None,
         validation_alias="KAFKA_BOOTSTRAP_SERVERS",
         description="Kafka cluster for `kafka://` URLs without a host, and for `demo`.",
+    )
+    kafka_username: str | None = Field(
+        None, description="Kafka SASL user name (never in the URL: URLs are printed and logged)."
+    )
+    kafka_password: SecretStr | None = Field(None, description="Kafka SASL password.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="Kafka security.protocol; SASL_* when kafka_username is set.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="Kafka sasl.mechanism, used with kafka_username."
     )
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="Serve ingest metrics (Prometheus) on this port."
@@ -95,7 +123,9 @@ class Settings(BaseSettings):
         "postgresql://127.0.0.1:5432/postgres",
         description="PostgreSQL database holding survey_data.survey_responses.",
     )
-    log_level: str = Field("INFO", description="Log level of the run log file.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Log level of the run log file."
+    )
     timestamp_min: datetime = Field(
         datetime(2000, 1, 1, tzinfo=UTC),
         description="Earliest plausible timestamp (event_time and every other timestamp field; "
@@ -113,6 +143,11 @@ class Settings(BaseSettings):
         description="How far other timestamp fields (e.g. a promised delivery time, legitimately "
         "in the future) may lie after ingest; later ones are quarantined as out_of_range.",
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @property
     def time_window(self) -> TimeWindow:
@@ -151,5 +186,8 @@ class Settings(BaseSettings):
         return self.root / "logs"
 
     @property
-    def secrets_dir(self) -> Path:
+    def key_dir(self) -> Path:
+        """Where generated key files live: `secrets_dir`, or `<data_dir>/secrets` (local use)."""
+        if self.secrets_dir is not None:
+            return self.secrets_dir.expanduser().resolve()
         return self.root / "secrets"

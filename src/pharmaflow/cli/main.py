@@ -16,7 +16,7 @@ import typer
 
 from pharmaflow.cli import broker, build, demo, docs, ingest, simulate, sql, trace
 from pharmaflow.cli.output import err_console
-from pharmaflow.errors import PharmaflowError
+from pharmaflow.errors import PharmaflowError, os_error_line
 
 app = typer.Typer(
     name="pharmaflow",
@@ -38,12 +38,25 @@ def _global(
             help="Where this run keeps its lake, vault, warehouse and logs.",
         ),
     ] = None,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file",
+            envvar="PHARMAFLOW_ENV_FILE",
+            help="Read PHARMAFLOW_* settings from this file too (never read unless asked).",
+        ),
+    ] = None,
 ) -> None:
     from pharmaflow import logs
     from pharmaflow.config import Settings
+    from pharmaflow.datadir import check_data_dir
 
-    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
-    logs.configure(settings.logs_dir, settings.log_level)
+    if env_file is not None and not env_file.is_file():
+        raise PharmaflowError(f"--env-file {env_file} is not a file")
+    given = {"data_dir": data_dir} if data_dir is not None else {}
+    settings = Settings(_env_file=env_file, **given)  # type: ignore[call-arg]
+    state = check_data_dir(settings.root)
+    logs.configure(settings.logs_dir, settings.log_level, writable=state.writable)
     ctx.obj = settings
 
 
@@ -71,6 +84,12 @@ def _fail_on_bad_setting(exc: Exception) -> None:
 
 def main() -> None:
     """Run the CLI; user errors print one line on stderr and exit non-zero."""
+    from pharmaflow.datadir import owner_only
+
+    owner_only()  # before anything is created: the data dir holds patient data
+    if len(sys.argv) == 1:  # typer prints the help, then a usage error with no message
+        app(["--help"], standalone_mode=False)
+        _fail("no command given: pick one of the commands above", 2)
     try:
         # Without standalone mode click returns a command's `typer.Exit(code)` instead of
         # exiting: pass it on, or a failed build would exit 0.
@@ -88,6 +107,9 @@ def main() -> None:
         _fail("interrupted", 130)
     except Exception as exc:
         _fail_on_bad_setting(exc)
+        line = os_error_line(exc)
+        if line is not None:
+            _fail(line, 1)
         raise
     if isinstance(code, int) and code:
         sys.exit(code)
