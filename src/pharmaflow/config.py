@@ -50,7 +50,7 @@ class Settings(BaseSettings):
         description="Processes decoding and validating batches (0: in the ingest process).",
     )
     hmac_key: SecretStr | None = Field(
-        None, description="Key for patient tokens (hex or text). Default: generated per data dir."
+        None, description="Key for patient tokens (64 hex chars). Default: generated per data dir."
     )
     vault_key: SecretStr | None = Field(
         None, description="AES-256 key (64 hex chars) for the PHI vault and quarantine."

@@ -82,3 +82,12 @@ def _tighten(root: Path) -> None:
         return
     if any((root / name).exists() for name in _OURS) or not any(root.iterdir()):
         root.chmod(stat.S_IMODE(info.st_mode) & ~0o077)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a new name (a rename, a created file) in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -65,6 +65,28 @@ def test_demo_summary_conserves_events_and_passes_every_dbt_test(demo):
     assert set(summary["seconds"]) == {"simulate", "ingest", "build"}
 
 
+def test_the_demo_leaves_an_owner_only_data_dir_without_its_raw_input(demo):
+    """(Before the tests below add files of their own.) The warehouse (free-text comments),
+    lake, vault, logs and dbt's files: nothing in the
+    data dir is readable by other users of the host, and the simulated input (synthetic
+    patient records in the clear) did not stay beside the lake."""
+    import stat
+
+    data_dir, _ = demo
+    assert (data_dir / "warehouse" / "pharmaflow.duckdb").is_file()
+    opened = [
+        f"{oct(stat.S_IMODE(p.lstat().st_mode))} {p}"
+        for p in [data_dir, *data_dir.rglob("*")]
+        if not p.is_symlink() and stat.S_IMODE(p.lstat().st_mode) & 0o077
+    ]
+    assert opened == []
+    lake = data_dir / "lake"
+    raw = [
+        p for p in data_dir.rglob("*.jsonl") if lake not in p.parents and p.parent.name != "vault"
+    ]
+    assert raw == []
+
+
 @pytest.mark.slow
 def test_no_raw_phi_in_lake_warehouse_or_logs(demo):
     data_dir, _ = demo

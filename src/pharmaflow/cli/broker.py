@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pharmaflow.cli.output import console, print_json
+from pharmaflow.cli.output import console, err_console, print_json
+from pharmaflow.errors import PharmaflowError
 
 if TYPE_CHECKING:
     from pharmaflow.broker.embedded import EmbeddedBroker
@@ -21,7 +22,14 @@ def embedded(ctx: typer.Context) -> EmbeddedBroker:
     from pharmaflow.broker.embedded import EmbeddedBroker
 
     settings: Settings = ctx.obj
-    return EmbeddedBroker(settings.root / "broker")
+    return EmbeddedBroker(settings.root / "broker", warn=warn)
+
+
+def warn(message: str) -> None:
+    """A note about broker state that pharmaflow fixed or ignored: one line on stderr."""
+    err_console.print(
+        f"[yellow]pharmaflow: warning:[/yellow] {message}", highlight=False, soft_wrap=True
+    )
 
 
 @broker_app.command("start")
@@ -36,10 +44,18 @@ def start_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Start the broker on 127.0.0.1 and create the domain and dead-letter topics."""
-    from pharmaflow.broker.topics import ensure_topics  # confluent_kafka: only here
+    from confluent_kafka import KafkaException  # confluent_kafka: only here
+
+    from pharmaflow.broker.topics import ensure_topics
 
     info = embedded(ctx).start(port=port)
-    created = ensure_topics(info.bootstrap, partitions=partitions)
+    try:
+        created = ensure_topics(info.bootstrap, partitions=partitions)
+    except KafkaException as exc:
+        raise PharmaflowError(
+            f"the broker runs at {info.bootstrap} (pid {info.pid}) but its topics could not "
+            f"be created ({exc.args[0]}); retry `pharmaflow broker start` or see its log"
+        ) from None
     if as_json:
         print_json({"bootstrap": info.bootstrap, "pid": info.pid, "created_topics": created})
     else:

@@ -7,19 +7,33 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from pharmaflow.cli.output import console, print_json, progress_bar
+from pharmaflow.cli.output import console, err_console, print_json, progress_bar
 
 if TYPE_CHECKING:  # the runner loads duckdb: imported when a build runs (fast --help)
     from pharmaflow.config import Settings
     from pharmaflow.warehouse.runner import BuildResult
 
 
-def run_build(settings: Settings, full_refresh: bool = False) -> BuildResult:
+# Default of `--wait` (seconds a build waits for readers of the warehouse); the runner's
+# READER_WAIT_SECONDS, repeated here so `pharmaflow build --help` does not import duckdb.
+DEFAULT_WAIT = 60.0
+
+
+def run_build(
+    settings: Settings, full_refresh: bool = False, wait: float = DEFAULT_WAIT
+) -> BuildResult:
     from pharmaflow.warehouse.runner import build
+
+    def waiting(message: str) -> None:
+        err_console.print(f"pharmaflow: {message}", highlight=False, soft_wrap=True)
 
     with progress_bar("build") as advance:
         return build(
-            settings, on_node=lambda kind, name, status: advance(1), full_refresh=full_refresh
+            settings,
+            on_node=lambda kind, name, status: advance(1),
+            full_refresh=full_refresh,
+            reader_wait=wait,
+            on_wait=waiting,
         )
 
 
@@ -39,7 +53,9 @@ def show(result: BuildResult) -> None:
     if result.full_refresh_reason is not None:
         console.print(f"full refresh: {result.full_refresh_reason}")
     for failure in result.failures:
-        console.print(f"[red]failed:[/red] {failure}", highlight=False)
+        console.print(f"[red]failed:[/red] {failure}", highlight=False, soft_wrap=True)
+    if not result.success and result.dbt_log is not None:
+        console.print(f"dbt's log (every statement and error): {result.dbt_log}", highlight=False)
 
 
 def _show_set_aside(result: BuildResult) -> None:
@@ -71,10 +87,19 @@ def register(app: typer.Typer) -> None:
                 "(reference history is kept).",
             ),
         ] = False,
+        wait: Annotated[
+            float,
+            typer.Option(
+                "--wait",
+                min=0,
+                help="Seconds to wait for running readers of the warehouse (pharmaflow sql, "
+                "trace) to finish before refusing; 0 refuses at once.",
+            ),
+        ] = DEFAULT_WAIT,
     ) -> None:
         """Build silver and gold with dbt (incrementally) and run every data test."""
         settings: Settings = ctx.obj
-        result = run_build(settings, full_refresh=full_refresh)
+        result = run_build(settings, full_refresh=full_refresh, wait=wait)
         if as_json:
             print_json(result.to_dict())
         else:

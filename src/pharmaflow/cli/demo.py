@@ -1,7 +1,9 @@
 """`pharmaflow demo`: simulate → Kafka → ingest worker → lake → build, then a summary.
 
 By default events travel through a real Kafka protocol: an embedded broker (Tansu) started for
-the run, or the cluster in `KAFKA_BOOTSTRAP_SERVERS`. `--no-broker` goes through a JSONL file.
+the run, or the cluster in `KAFKA_BOOTSTRAP_SERVERS`. `--no-broker` goes through a JSONL file,
+written to a private temporary folder outside the data dir and removed once ingested: it holds
+raw (synthetic) patient records in the clear, which must not sit beside the protected lake.
 
 The demo owns its data dir: it refuses a non-empty dir it did not create (so it never wipes
 someone's lake), and starts a dir it created earlier afresh, so every demo run is comparable.
@@ -10,6 +12,7 @@ someone's lake), and starts a dir it created earlier afresh, so every demo run i
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +25,7 @@ import typer
 from pharmaflow.cli import build as build_cli
 from pharmaflow.cli import ingest as ingest_cli
 from pharmaflow.cli.output import console, print_json
-from pharmaflow.cli.simulate import default_input, run_simulation
+from pharmaflow.cli.simulate import run_simulation
 from pharmaflow.errors import PharmaflowError
 
 if TYPE_CHECKING:  # simulator, Kafka and pipeline load numpy, pyarrow...: imported when run
@@ -57,12 +60,17 @@ def kafka_cluster(settings: Settings) -> Iterator[tuple[str, bool]]:
     if settings.kafka_bootstrap_servers:
         yield settings.kafka_bootstrap_servers, False
         return
-    broker = EmbeddedBroker(settings.root / "broker")
+    from pharmaflow.cli.broker import warn
+
+    broker = EmbeddedBroker(settings.root / "broker", warn=warn)
+    if broker.info() is not None:  # left by a killed demo: its topics hold that run's events
+        broker.stop()
     info = broker.start()
     try:
         yield info.bootstrap, True
     finally:
-        broker.stop()
+        if broker.info() is not None:  # a broker that died mid-run must not hide the error
+            broker.stop()
 
 
 def through_kafka(settings: Settings, config: SimConfig) -> tuple[float, str, IngestResult]:
@@ -88,6 +96,17 @@ def through_kafka(settings: Settings, config: SimConfig) -> tuple[float, str, In
             f"published {len(output):,} events but the worker read {result.input:,}"
         )
     return produced, f"kafka://{bootstrap}", result
+
+
+def through_file(settings: Settings, config: SimConfig) -> tuple[float, str, IngestResult]:
+    """Simulate to a JSONL file in a private temporary folder (TMPDIR, owner-only) and land
+    it; the file is removed afterwards, whatever happens. Returns (simulate seconds, source,
+    result)."""
+    with tempfile.TemporaryDirectory(prefix="pharmaflow-demo-") as folder:
+        path = Path(folder) / "events.jsonl"
+        stats = run_simulation(config, path)
+        ingest = ingest_cli.run_ingest(settings, str(path))
+    return stats.seconds, "file (simulated to a temporary file, removed after ingest)", ingest
 
 
 def summary(sim_seconds: float, ingest: Any, warehouse: Any, source: str) -> dict[str, Any]:
@@ -137,9 +156,7 @@ def register(app: typer.Typer) -> None:
         reset_demo_dir(settings.root)
         config = SimConfig(seed=seed, days=days, scale=scale)
         if no_broker:
-            stats = run_simulation(config, default_input(settings))
-            ingest = ingest_cli.run_ingest(settings, str(default_input(settings)))
-            sim_seconds, source = stats.seconds, str(default_input(settings))
+            sim_seconds, source, ingest = through_file(settings, config)
         else:
             sim_seconds, source, ingest = through_kafka(settings, config)
         warehouse = build_cli.run_build(settings)

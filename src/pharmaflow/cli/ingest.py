@@ -44,6 +44,22 @@ def show(result: IngestResult) -> None:
     console.print(f"{result.batches} batches in {result.seconds:.2f}s ({rate:,.0f} events/s)")
 
 
+def check_workers(settings: Settings, workers: int | None) -> None:
+    """Refuse a process count over `max_workers` before anything is started: 10,000 forks
+    would exhaust the host long before they helped."""
+    cap = settings.max_workers
+    if workers is not None and workers > cap:
+        raise PharmaflowError(
+            f"--workers {workers} is over the cap of {cap} processes: use at most {cap}, or "
+            "raise PHARMAFLOW_MAX_WORKERS (max_workers)"
+        )
+    if settings.ingest_workers > cap:
+        raise PharmaflowError(
+            f"PHARMAFLOW_INGEST_WORKERS={settings.ingest_workers} is over the cap of {cap} "
+            "processes: lower it, or raise PHARMAFLOW_MAX_WORKERS (max_workers)"
+        )
+
+
 def _warnings_to_stderr() -> None:
     """A stream worker runs unattended: broker trouble must show where someone looks."""
     handler = logging.StreamHandler(err_console.file)
@@ -75,7 +91,11 @@ def register(app: typer.Typer) -> None:
         ] = None,
         idle_exit: Annotated[
             float | None,
-            typer.Option(min=0.1, help="Kafka: stop after this many seconds with nothing to read."),
+            typer.Option(
+                min=0.1,
+                help="Kafka: stop after this many seconds without a record (counted from the "
+                "start, assigned or not; exits 1 if no broker could be reached).",
+            ),
         ] = None,
         metrics_port: Annotated[
             int | None,
@@ -101,6 +121,7 @@ def register(app: typer.Typer) -> None:
         from pharmaflow.ingest.workers import run_stream_worker, run_worker_group
 
         settings: Settings = ctx.obj
+        check_workers(settings, workers)
         if batch_size is not None:
             settings = settings.model_copy(update={"batch_size": batch_size})
         port = metrics_port if metrics_port is not None else settings.metrics_port

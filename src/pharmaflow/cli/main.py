@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from pharmaflow.cli import broker, build, demo, docs, ingest, simulate, sql, trace
+from pharmaflow.cli import broker, build, demo, docs, ingest, keys, simulate, sql, trace
 from pharmaflow.cli.output import err_console
 from pharmaflow.errors import PharmaflowError, os_error_line
 
@@ -60,7 +60,7 @@ def _global(
     ctx.obj = settings
 
 
-for module in (simulate, ingest, build, sql, demo, docs, broker, trace):
+for module in (simulate, ingest, build, sql, demo, docs, broker, keys, trace):
     module.register(app)
 
 

@@ -29,10 +29,71 @@ def default_input(settings: Settings) -> Path:
 
 
 def run_simulation(config: SimConfig, out: Path) -> SimStats:
+    """Write the window to `out`; an output the OS refuses is one line, with nothing written
+    (the file is written under a temporary name and renamed only once complete)."""
     from pharmaflow.simulate.simulator import simulate
 
-    with progress_bar("simulate") as advance:
-        return simulate(config, out, progress=_reporter(advance))
+    check_out(out)
+    check_memory(config)
+    try:
+        with progress_bar("simulate") as advance:
+            return simulate(config, out, progress=_reporter(advance))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise PharmaflowError(
+            f"cannot write {out}: {reason}; pick a writable --out (nothing was written)"
+        ) from exc
+
+
+def check_out(out: Path) -> None:
+    """Refuse an --out that is a folder or not a regular file (renaming over a device or a
+    pipe would replace it), and create its folder, before anything is simulated."""
+    if out.is_dir():
+        raise PharmaflowError(f"--out {out} is a folder: give a file path, e.g. {out}/events.jsonl")
+    if out.exists() and not out.is_file():
+        raise PharmaflowError(f"--out {out} is not a regular file: give a file path")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise PharmaflowError(
+            f"cannot create the folder of --out {out}: a part of that path is a file"
+        ) from exc
+    except OSError as exc:
+        raise PharmaflowError(
+            f"cannot create the folder of --out {out}: {exc.strerror or exc}; pick a writable path"
+        ) from exc
+    if not os.access(out.parent, os.W_OK):
+        raise PharmaflowError(
+            f"cannot write in {out.parent} (read-only or not permitted): pick another --out"
+        )
+
+
+def check_memory(config: SimConfig, *, in_memory: bool = False) -> None:
+    """Refuse up front a window that cannot fit in the memory available, instead of being
+    killed by the kernel minutes later with nothing written."""
+    from pharmaflow.simulate.simulator import estimate_bytes
+
+    available = _available_memory()
+    needed = estimate_bytes(config, in_memory=in_memory)
+    if available is not None and needed > available:
+        gib = 2**30
+        raise PharmaflowError(
+            f"--scale {config.scale:g} --days {config.days} needs up to {needed / gib:.1f} GiB "
+            f"of memory and {available / gib:.1f} GiB is available: lower --scale or --days, "
+            "or simulate several shorter windows (--start) and ingest each"
+        )
+
+
+def _available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo (None where there is no such file)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _reporter(advance: Callable[..., None]) -> Callable[[int, int], None]:
@@ -64,7 +125,9 @@ def register(app: typer.Typer) -> None:
                 "(kafka:// alone takes KAFKA_BOOTSTRAP_SERVERS).",
             ),
         ] = None,
-        seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 42,
+        seed: Annotated[
+            int, typer.Option(min=0, help="Random seed (0 or more): same seed, same bytes.")
+        ] = 42,
         days: Annotated[int, typer.Option(min=1, max=366, help="Days of activity.")] = 7,
         scale: Annotated[
             float,
@@ -115,7 +178,7 @@ def register(app: typer.Typer) -> None:
         out-of-order and malformed events mixed in; deterministic for a seed. With --to, each
         line is published to its domain topic (pharma.<domain>) keyed by the envelope key.
         """
-        from pharmaflow.simulate.config import SimConfig
+        from pharmaflow.simulate.config import FIRST_START, LAST_START, SimConfig
 
         settings: Settings = ctx.obj
         kafka_only = {
@@ -132,6 +195,12 @@ def register(app: typer.Typer) -> None:
             raise PharmaflowError(f"{given} only apply with --to kafka://HOST:PORT")
         if live and start is not None:
             raise PharmaflowError("--live starts the window today; drop --start")
+        first_day = date(start.year, start.month, start.day) if start else DEFAULT_START
+        if not FIRST_START <= first_day <= LAST_START:
+            raise PharmaflowError(
+                f"--start {first_day} is out of range: pick a day from {FIRST_START} "
+                f"to {LAST_START}"
+            )
         rates = (
             (0.0, 0.0, 0.0, 0.0)
             if no_faults
@@ -141,7 +210,7 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             days=days,
             scale=scale,
-            start=date(start.year, start.month, start.day) if start else DEFAULT_START,
+            start=first_day,
             duplicate_rate=rates[0],
             late_rate=rates[1],
             out_of_order_rate=rates[2],
@@ -172,6 +241,7 @@ def register(app: typer.Typer) -> None:
         check_options(rate, fmt, registry, partitions)
         if live:
             config = live_config(config)
+        check_memory(config, in_memory=True)
         output = generate(config)
         with progress_bar("publish") as advance:
             sent = publish(

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("sql")
+    # a query may start with "--" (an SQL comment): it is the query, not an unknown option
+    @app.command("sql", context_settings={"ignore_unknown_options": True})
     def sql_cmd(
         ctx: typer.Context,
         query: Annotated[str, typer.Argument(help='SQL, e.g. "select * from gold.dim_product".')],

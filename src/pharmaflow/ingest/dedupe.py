@@ -89,6 +89,13 @@ class DedupeIndex:
         self._evict()
         return added
 
+    def remember(self, ids: pa.Array, hours: np.ndarray) -> int:
+        """Take in ids another writer landed (found at commit, `lake.event_index`), so later
+        batches of this writer count them as duplicates before writing anything."""
+        added = self._remember(ids, hours, 0, advance=False)  # their clock is not ours
+        self._evict()
+        return added
+
     def _advance(self, hours: np.ndarray) -> None:
         """Move the event-time watermark to the latest of `hours` (non-empty)."""
         top = int(hours.max())
@@ -101,11 +108,12 @@ class DedupeIndex:
             self._hours.setdefault(hour, []).extend(values[hours == hour].tolist())
             self._hour_gen[hour] = max(self._hour_gen.get(hour, 0), gen)
 
-    def _remember(self, ids: pa.Array, hours: np.ndarray, gen: int) -> int:
+    def _remember(self, ids: pa.Array, hours: np.ndarray, gen: int, advance: bool = True) -> int:
         """Add landed ids with their event hours (ids already known are skipped)."""
         if not len(ids):
             return 0
-        self._advance(hours)
+        if advance:
+            self._advance(hours)
         values = np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object)
         new = np.fromiter((v not in self._seen for v in values), dtype=bool, count=len(values))
         self._seen.update(values[new].tolist())

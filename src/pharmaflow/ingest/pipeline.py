@@ -2,19 +2,25 @@
 
 Per batch: decode → validate (envelope, contract) → dedupe → protect PHI → route, then one
 atomic commit. Every record ends in exactly one bucket — landed, duplicate or quarantined — or,
-when the batch was committed by an earlier run, is counted as replayed and skipped. So
-`input == landed + duplicates + quarantined + replayed` holds for every run, and is checked.
+when the batch was committed by an earlier run (or, the same lines, by another writer), is
+counted as replayed and skipped. So `input == landed + duplicates + quarantined + replayed`
+holds for every run, and is checked.
+
+Other writers may land the same events at the same time. Before a batch is written, and again
+under the lake's commit lock before its manifest, events they committed meanwhile are taken
+out of it and counted as duplicates (`lake.commits`, `LandedElsewhere`).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -33,18 +39,18 @@ from pharmaflow.ingest.analyse import Analyser, Analysis
 from pharmaflow.ingest.dedupe import DedupeIndex, event_hours
 from pharmaflow.ingest.metrics import IngestMetrics
 from pharmaflow.ingest.phi.identifiers import identifiers_only
-from pharmaflow.ingest.phi.keys import load_key
+from pharmaflow.ingest.phi.keyring import load_keys
 from pharmaflow.ingest.phi.protect import ProtectedBatch, Protector
 from pharmaflow.ingest.phi.tokens import Tokenizer
 from pharmaflow.ingest.phi.vault import PhiVault
 from pharmaflow.ingest.sources.base import DeadLetter, RawBatch, Source, SourceContext
 from pharmaflow.lake.bronze import BRONZE_SCHEMA, write_bronze
 from pharmaflow.lake.commits import CommitLog
-from pharmaflow.lake.event_index import EventIndex
+from pharmaflow.lake.event_index import EventIndex, LandedElsewhere, event_dates
 from pharmaflow.lake.files import write_parquet_atomic
 from pharmaflow.lake.layout import LakeLayout
 from pharmaflow.lake.quarantine import QUARANTINE_SCHEMA
-from pharmaflow.lake.writers import FILE_WRITER, WriterLock
+from pharmaflow.lake.writers import FILE_WRITER, SharedWriterLock, WriterLock, writer_of
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +131,15 @@ class Landing:
     duplicate_types: Counter[str]
     quarantined_types: Counter[tuple[str, str]]
     dead_letters: list[DeadLetter] | None
+    # Another writer committed this very batch (same lines) first: all of it is replayed.
+    replayed: int = 0
+    # (event_id, event_hour) other writers landed, found while committing: for the dedupe.
+    elsewhere: pa.Table | None = None
 
     def add_to(self, result: IngestResult) -> None:
         result.batches += 1
         result.input += self.records
+        result.replayed += self.replayed
         result.dead_lettered += len(self.dead_letters or ())
         result.blank_lines += self.blank
         result.landed += self.landed
@@ -165,13 +176,11 @@ class IngestEngine:
         for contract in self.registry:
             _check_protectable(contract)
         self.layout = LakeLayout(settings.lake_dir)
-        self.vault = PhiVault(
-            settings.vault_dir,
-            load_key(settings.vault_key, settings.secrets_dir / "vault.key", "vault"),
-        )
-        self.tokenizer = Tokenizer(
-            load_key(settings.hmac_key, settings.secrets_dir / "hmac.key", "HMAC")
-        )
+        # Checked against the data dir's key fingerprints; held (a lease) while this engine
+        # lives, so `keys rotate` cannot run beside it.
+        self.keys = load_keys(settings)
+        self.vault = PhiVault(settings.vault_dir, self.keys.vault.value)
+        self.tokenizer = Tokenizer(self.keys.hmac.value)
         self.event_index = EventIndex(self.layout)
         self.commits = CommitLog(
             self.layout,
@@ -185,16 +194,28 @@ class IngestEngine:
         writer: str = FILE_WRITER,
     ) -> IngestResult:
         """Land every source in turn. `writer` names this process among the lake's writers:
-        it is locked for the run, and recovery removes only its own or dead writers' debris."""
+        it is locked for the run, and recovery removes only its own or dead writers' debris.
+        File ingests share the file writer (their batches are content-named): any number may
+        run at once."""
+        if writer == FILE_WRITER:
+            with SharedWriterLock(self.settings.lake_dir, writer) as shared:
+                return self._run(sources, progress, writer, shared)
         with WriterLock(self.settings.lake_dir, writer):
-            return self._run(sources, progress, writer)
+            return self._run(sources, progress, writer, None)
 
     def _run(
-        self, sources: Iterable[Source], progress: Progress | None, writer: str
+        self,
+        sources: Iterable[Source],
+        progress: Progress | None,
+        writer: str,
+        shared: SharedWriterLock | None,
     ) -> IngestResult:
         started = time.perf_counter()
         result = IngestResult()
-        removed = self.commits.recover(writer)
+        elsewhere = LandedElsewhere(self.commits, self.event_index, self.settings.root)
+        removed = self.commits.recover(writer, alone=shared is None or shared.alone)
+        if shared is not None:
+            shared.share()
         result.recovered_files = len(removed)
         if removed:
             log.warning("recovery removed %d files of uncommitted batches", len(removed))
@@ -212,7 +233,9 @@ class IngestEngine:
             ) as analyser:
                 for source in sources:
                     log.info("ingest start source=%s writer=%s", source.description, writer)
-                    self._run_source(source, analyser, dedupe, protector, result, progress, writer)
+                    self._run_source(
+                        source, analyser, dedupe, protector, result, progress, writer, elsewhere
+                    )
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -231,6 +254,7 @@ class IngestEngine:
         result: IngestResult,
         progress: Progress | None,
         writer: str,
+        elsewhere: LandedElsewhere,
     ) -> None:
         """Three stages overlap: workers analyse the next batches, this process lands the
         current one (dedupe, PHI, tables), a writer thread writes and commits the previous one.
@@ -262,10 +286,14 @@ class IngestEngine:
                 landing = future.result()
                 landing.add_to(result)
                 dedupe.release(landing.dedupe_gen)
+                if landing.elsewhere is not None and landing.elsewhere.num_rows:
+                    found = landing.elsewhere
+                    dedupe.remember(found["event_id"], found["event_hour"].to_numpy())
                 if self.metrics is not None:
                     self.metrics.count(
                         landing.landed_types, landing.duplicate_types, landing.quarantined_types
                     )
+                    self.metrics.replayed.inc(landing.replayed)
                 account(batch, landing.records, handed_at)
 
         def finish(writer_pool: ThreadPoolExecutor) -> None:
@@ -285,7 +313,7 @@ class IngestEngine:
                 return
             landing = self._prepare(batch, future.result(), dedupe, protector, source)
             settle()
-            written = writer_pool.submit(self._write_and_commit, batch, landing, source)
+            written = writer_pool.submit(self._write_and_commit, batch, landing, source, elsewhere)
             committing.append((batch, written, handed_at))
 
         with ThreadPoolExecutor(1, thread_name_prefix="pharmaflow-writer") as writer_pool:
@@ -441,11 +469,65 @@ class IngestEngine:
             for i, value in zip(rows.tolist(), raw, strict=True)
         ]
 
-    def _write_and_commit(self, batch: RawBatch, landing: Landing, source: Source) -> Landing:
+    def _write_and_commit(
+        self, batch: RawBatch, landing: Landing, source: Source, elsewhere: LandedElsewhere
+    ) -> Landing:
         """Write every part of the batch, then its manifest: the batch exists from then on.
+
+        Other writers may be landing the same events. Before writing, events they committed
+        since the last look are taken out (in memory, cheap); under the lake's commit lock,
+        events committed while this batch was being written are taken out too (rewriting its
+        parts: rare), and only then is the manifest written. The claim keeps a second writer of
+        the same lines (same batch id) from writing over this one's parts; it finds the batch
+        committed and counts it replayed.
 
         Dead letters go out before the manifest: a crash in between re-sends them on replay
         (at least once; each carries its source topic/partition/offset to tell repeats)."""
+        shared = writer_of(batch.batch_id) == FILE_WRITER  # content-named: others make it too
+        with self.commits.claim(batch.batch_id):
+            if self.commits.has_manifest(batch.batch_id):
+                log.info("batch %s committed by another writer; skipped", batch.batch_id)
+                if shared:
+                    self.commits.end(batch.batch_id)
+                return _replayed(landing)
+            if shared:
+                swept = self.commits.begin(batch.batch_id, landing.ingest_time)
+                if swept:
+                    log.warning(
+                        "batch %s: removed %d parts a dead writer of it left",
+                        batch.batch_id,
+                        len(swept),
+                    )
+            dates = event_dates(landing.landed_hours)
+            seen = elsewhere.poll(dates, locked=False)
+            landing = _without(landing, pa.concat_tables([elsewhere.recent, seen]))
+            files = self._write_parts(batch, landing)
+            if landing.dead_letters:
+                source.dead_letter(batch, landing.dead_letters)  # type: ignore[attr-defined]
+            _test_pause()
+            with self.commits.lock():
+                late = elsewhere.poll(dates, locked=True)
+                before = landing.landed
+                landing = _without(landing, late)
+                if landing.landed != before:
+                    log.info(
+                        "batch %s: %d events landed meanwhile by another writer; rewritten",
+                        batch.batch_id,
+                        before - landing.landed,
+                    )
+                    written = self._write_parts(batch, landing)
+                    for path in set(files) - set(written):
+                        path.unlink(missing_ok=True)
+                    files = written
+                self._commit(batch, landing, files)
+            if shared:
+                self.commits.end(batch.batch_id)
+        found = pa.concat_tables([seen, late])
+        elsewhere.recent = found
+        return replace(landing, elsewhere=found)
+
+    def _write_parts(self, batch: RawBatch, landing: Landing) -> list[Path]:
+        """Every data part of the batch (none is visible to readers before the manifest)."""
         when = landing.ingest_time
         files = write_bronze(self.layout, landing.bronze, when, batch.batch_id)
         files += self.event_index.write(batch.batch_id, landing.landed_ids, landing.landed_hours)
@@ -461,8 +543,9 @@ class IngestEngine:
                 path = directory / f"part-{batch.batch_id}.parquet"
                 write_parquet_atomic(table, path)
                 files.append(path)
-        if landing.dead_letters:
-            source.dead_letter(batch, landing.dead_letters)  # type: ignore[attr-defined]
+        return files
+
+    def _commit(self, batch: RawBatch, landing: Landing, files: list[Path]) -> None:
         counts = {
             "undeclared_stripped": landing.undeclared_stripped,
             "records": landing.records,
@@ -478,7 +561,7 @@ class IngestEngine:
                 "source_uri": batch.source_uri,
                 "first_offset": landing.first_offset,
                 "last_offset": landing.last_offset,
-                "ingest_time": when.isoformat(),
+                "ingest_time": landing.ingest_time.isoformat(),
                 "counts": counts,
                 "quarantine_reasons": dict(landing.reasons),
                 "files": [str(_relative(p, self.settings.root)) for p in files],
@@ -486,7 +569,6 @@ class IngestEngine:
             },
         )
         log.info("batch %s committed %s reasons=%s", batch.batch_id, counts, dict(landing.reasons))
-        return landing
 
     def _protect(
         self, validated: Analysis, landed: np.ndarray, protector: Protector, raw_is_json: bool
@@ -620,6 +702,62 @@ class IngestEngine:
             ),
         }
         return pa.Table.from_pydict(columns, schema=QUARANTINE_SCHEMA)
+
+
+def _test_pause() -> None:
+    """Tests only: wait between writing a batch's parts and committing it, so that concurrent
+    writers' batches are in flight together (`PHARMAFLOW_TEST_COMMIT_PAUSE`, seconds)."""
+    pause = os.environ.get("PHARMAFLOW_TEST_COMMIT_PAUSE")
+    if pause:
+        time.sleep(float(pause))
+
+
+def _without(landing: Landing, found: pa.Table) -> Landing:
+    """`landing` without the events in `found` (landed by another writer): they become
+    duplicates, so the batch's counts still add up to its records."""
+    if not found.num_rows or not landing.landed:
+        return landing
+    drop = pc.is_in(landing.landed_ids, value_set=found["event_id"])
+    dropped = pc.sum(drop).as_py() or 0
+    if not dropped:
+        return landing
+    keep = pc.invert(drop)
+    bronze = landing.bronze.filter(keep)
+    patients = landing.patients
+    if patients.num_rows:
+        patients = patients.filter(
+            pc.invert(pc.is_in(patients["event_id"], value_set=found["event_id"]))
+        )
+    gone = landing.bronze["event_type"].filter(drop).to_pylist()
+    return replace(
+        landing,
+        bronze=bronze,
+        patients=patients,
+        landed=landing.landed - dropped,
+        duplicates=landing.duplicates + dropped,
+        landed_types=Counter(bronze["event_type"].to_pylist()),
+        duplicate_types=landing.duplicate_types + Counter(gone),
+        landed_ids=landing.landed_ids.filter(keep),
+        landed_hours=landing.landed_hours[np.asarray(keep.to_numpy(zero_copy_only=False))],
+    )
+
+
+def _replayed(landing: Landing) -> Landing:
+    """`landing`, when another writer committed the same batch (same lines) first: every
+    record of it is replayed, as when a later run meets a committed batch."""
+    return replace(
+        landing,
+        landed=0,
+        duplicates=0,
+        quarantined=0,
+        replayed=landing.records,
+        undeclared_stripped=0,
+        reasons=Counter(),
+        landed_types=Counter(),
+        duplicate_types=Counter(),
+        quarantined_types=Counter(),
+        dead_letters=None,
+    )
 
 
 def _relative(path: Path, root: Path) -> Path:

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import IO
 
 import orjson
 
@@ -27,13 +28,15 @@ from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.lifetime import die_with_parent
 from pharmaflow.ingest.metrics import IngestMetrics
+from pharmaflow.ingest.phi.keyring import ensure_keys
 from pharmaflow.ingest.pipeline import IngestEngine, IngestResult
 from pharmaflow.ingest.sources import open_sources
-from pharmaflow.ingest.sources.kafka import parse_kafka_url
+from pharmaflow.ingest.sources.kafka import KafkaSource, kafka_security, parse_kafka_url
 
 log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 5
+_ERROR_PREFIX = "pharmaflow: error: "  # how the CLI prints a user error (cli/main.py)
 
 
 def writer_id(slot: int) -> str:
@@ -68,7 +71,12 @@ def run_stream_worker(
     metrics_port: int | None = None,
     metrics: IngestMetrics | None = None,
 ) -> IngestResult:
-    """One group member in this process, until stopped (signal) or idle for `idle_exit` s."""
+    """One group member in this process, until stopped (signal) or idle for `idle_exit` s.
+
+    `idle_exit` counts from the start or the last record, whether or not the group gave us
+    partitions or the broker answers. If no broker can be reached when it expires, the run
+    fails (exit 1, one line): "nothing to read" and "nothing reachable" must not look alike
+    to a script, even though whatever was landed before stays landed."""
     # An unattended worker leaves a trace: a crash in native code (librdkafka) prints every
     # thread's stack to stderr, and kill -USR1 <pid> prints them on demand.
     faulthandler.enable(all_threads=True)
@@ -88,8 +96,13 @@ def run_stream_worker(
                 stop=stop,
                 idle_exit=idle_exit,
                 metrics=metrics,
+                settings=settings,
             )
-            return engine.run(sources, writer=writer_id(slot))
+            result = engine.run(sources, writer=writer_id(slot))
+            unreachable = [s.unreachable for s in sources if isinstance(s, KafkaSource)]
+            if any(unreachable):  # --idle-exit with no broker: a failure, not "nothing to do"
+                raise PharmaflowError(next(u for u in unreachable if u))
+            return result
     finally:
         if serving:
             metrics.close()
@@ -109,6 +122,10 @@ def run_worker_group(
     `MAX_RESTARTS` times per slot; the lake's bookmarks make a restart lose and double nothing.
     """
     parse_kafka_url(source, settings.kafka_bootstrap_servers)  # a bad URL: one line, here
+    kafka_security(settings)  # so are inconsistent PHARMAFLOW_KAFKA_* settings
+    # The keys exist (created exactly once, checked against the data dir's fingerprints)
+    # before N workers start and each loads them; a wrong key is one line here, not N.
+    ensure_keys(settings)
     env = dict(os.environ)
     # The workers are the parallelism: each analyses its own batches in-process.
     env.setdefault("PHARMAFLOW_INGEST_WORKERS", "0")
@@ -128,13 +145,36 @@ def run_worker_group(
             args += ["--metrics-port", str(metrics_port + slot if metrics_port else 0)]
         return args
 
+    reported: dict[int, str] = {}  # slot -> the one-line error its worker printed
+
+    def relay(slot: int, stream: IO[bytes]) -> None:
+        """A worker's stderr, passed on as it comes, except its closing error line: N workers
+        failing alike (no broker) must still be one line, which the supervisor prints."""
+        for line in stream:
+            text = line.decode(errors="replace").rstrip()
+            if text.startswith(_ERROR_PREFIX):
+                reported[slot] = text.removeprefix(_ERROR_PREFIX)
+            else:
+                sys.stderr.write(text + "\n")
+                sys.stderr.flush()
+
     def supervise(slot: int) -> None:
         for attempt in range(MAX_RESTARTS + 1):
+            reported.pop(slot, None)
             child = subprocess.Popen(
-                command(slot), stdout=subprocess.PIPE, env=env, preexec_fn=die_with_parent
+                command(slot),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                preexec_fn=die_with_parent,
             )
             running[slot] = child
-            out = child.communicate()[0]
+            assert child.stdout is not None and child.stderr is not None
+            relaying = threading.Thread(target=relay, args=(slot, child.stderr), daemon=True)
+            relaying.start()
+            out = child.stdout.read()
+            child.wait()
+            relaying.join()
             crashed = child.returncode < 0 and not stopping.is_set()
             if not crashed or attempt == MAX_RESTARTS:
                 finished[slot] = (child.returncode, out)
@@ -167,6 +207,9 @@ def run_worker_group(
         if code == 0:
             total.merge(IngestResult.from_dict(orjson.loads(_last_line(out))))
     if failed or len(finished) != workers:
+        said = sorted({reported[slot] for slot in failed if slot in reported})
+        if said and all(slot in reported for slot in failed):
+            raise PharmaflowError("; ".join(said))  # what they said, once
         raise PharmaflowError(
             f"ingest worker(s) {', '.join(map(str, failed))} failed; see {settings.logs_dir}"
         )

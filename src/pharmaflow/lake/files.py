@@ -16,20 +16,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pharmaflow.datadir import DIR_MODE, FILE_MODE
+from pharmaflow.datadir import DIR_MODE, FILE_MODE, fsync_dir
 from pharmaflow.lake.layout import TMP_PREFIX
 
 
 def _tmp_for(path: Path) -> Path:
     return path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _open_new(path: Path) -> int:
@@ -54,4 +46,4 @@ def write_bytes_atomic(data: bytes, path: Path) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)

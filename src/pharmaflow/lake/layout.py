@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 TMP_PREFIX = ".tmp-"
 # A data file of one batch: part-<batch_id>.parquet (bronze, quarantine, vault, event index).
 PART_FILE = re.compile(r"^part-(?P<batch>.+)\.parquet$")
+# Lock files batch claims are spread over (see `LakeLayout.claim_lock`).
+CLAIM_SLOTS = 256
 
 
 def part_batch_id(name: str) -> str | None:
@@ -46,6 +49,32 @@ class LakeLayout:
             for p in sorted(self.manifests.glob("*.json"))
             if not p.name.startswith(TMP_PREFIX) and p.is_file()
         }
+
+    @property
+    def commit_lock(self) -> Path:
+        """Held (flock) by a writer for the check and write of one manifest (`commits`)."""
+        return self.root / "_commit.lock"
+
+    @property
+    def commit_journal(self) -> Path:
+        """Batch ids in commit order, one a line: what other writers committed since a look."""
+        return self.root / "_commits.log"
+
+    def claim_lock(self, batch_id: str) -> Path:
+        """Held while a writer writes and commits `batch_id`: two file ingests of one file make
+        the same (content-named) batch, and only one of them may write its parts. Ids share
+        a fixed set of lock files, so the lake does not gain one file per batch."""
+        return self.root / "_claims" / f"{zlib.crc32(batch_id.encode()) % CLAIM_SLOTS:03d}.lock"
+
+    def claim_note(self, batch_id: str) -> Path:
+        """Written by the writer holding a file batch's claim before its parts, removed once
+        the batch is committed: the ingest time it writes under, so that if it dies a later
+        writer of the same batch finds its parts (bronze and quarantine sit under that hour)."""
+        return self.root / "_claims" / f"{batch_id}.writing"
+
+    def hour_dir(self, ingest_time: datetime) -> Path:
+        """`date=YYYY-MM-DD/hour=HH`: the folder a batch's bronze and quarantine parts sit in."""
+        return _date_hour(ingest_time)
 
     @property
     def event_ids(self) -> Path:

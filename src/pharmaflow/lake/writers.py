@@ -61,6 +61,44 @@ class WriterLock:
             self._fd = None
 
 
+class SharedWriterLock:
+    """The file writer's claim, shared by every file ingest running on the lake at once.
+
+    File (and PostgreSQL) batches all belong to the one writer `files` (their ids are content-
+    named), so several file ingests share its lock: each holds it shared, and `alone` says
+    whether this one found no other file ingest running when it started. Only then may its
+    recovery delete `files` debris: another file ingest's uncommitted parts are work in
+    progress. `writers.is_live("files")` stays true while any of them runs."""
+
+    def __init__(self, lake_dir: Path, writer: str = FILE_WRITER) -> None:
+        self.path = WriterLock(lake_dir, writer).path  # validates the name, same file
+        self.alone = False
+        self._fd: int | None = None
+
+    def __enter__(self) -> SharedWriterLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.alone = True
+        except BlockingIOError:
+            self.alone = False
+            fcntl.flock(fd, fcntl.LOCK_SH)  # waits while one of them is still recovering
+        self._fd = fd
+        return self
+
+    def share(self) -> None:
+        """After recovery: let other file ingests start (a conversion to a shared lock; one
+        that was waiting for it may then run its own recovery, before it writes anything)."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def is_live(lake_dir: Path, writer: str) -> bool:
     """True while some process holds `writer`'s lock (our own lock counts as live)."""
     path = lake_dir / "_writers" / f"{writer}.lock"

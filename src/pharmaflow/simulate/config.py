@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
+# Window starts whose every date (birth dates a century back, events days on) can be written.
+FIRST_START, LAST_START = date(1970, 1, 1), date(2999, 12, 31)
 
 
 class SimConfig(BaseModel):
@@ -26,10 +28,10 @@ class SimConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seed: int = 42
+    seed: int = Field(default=42, ge=0)
     days: int = Field(default=7, ge=1)
     scale: float = Field(default=1.0, gt=0)
-    start: date = date(2026, 11, 1)
+    start: date = Field(default=date(2026, 11, 1), ge=FIRST_START, le=LAST_START)
     duplicate_rate: float = Field(default=0.01, ge=0, le=0.5)
     late_rate: float = Field(default=0.02, ge=0, le=0.5)
     out_of_order_rate: float = Field(default=0.02, ge=0, le=0.5)

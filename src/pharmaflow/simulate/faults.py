@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,10 +90,11 @@ class FaultPlan:
 def plan(
     config: SimConfig,
     table: EventTable,
-    lines: list[bytes],
+    render: Callable[[np.ndarray], list[bytes]],
     st: Streams,
 ) -> FaultPlan:
-    """Arrival times for all genuine events plus every injected fault."""
+    """Arrival times for all genuine events plus every injected fault. `render` gives the
+    lines of given table rows: only the few that malformed lines copy are rendered here."""
     rng = st.np
     n = len(table)
     if n == 0:
@@ -121,7 +122,7 @@ def plan(
 
     n_bad = round(config.malformed_rate * n)
     if n_bad:
-        broken, sources, kinds = _malformed(table, lines, text_rows(uuid4_chars(rng, n_bad)), st)
+        broken, sources, kinds = _malformed(table, render, text_rows(uuid4_chars(rng, n_bad)), st)
         result.malformed = broken
         result.malformed_source = sources
         result.malformed_arrival = arrival[sources] + rng.integers(0, 10 * MINUTE_MS, n_bad)
@@ -178,9 +179,15 @@ def _swap_pairs(
 
 
 def _malformed(
-    table: EventTable, lines: list[bytes], ids: list[str], st: Streams
+    table: EventTable,
+    render: Callable[[np.ndarray], list[bytes]],
+    ids: list[str],
+    st: Streams,
 ) -> tuple[list[bytes], np.ndarray, list[str]]:
-    """Broken copies of random genuine events, each broken in one way of a known kind."""
+    """Broken copies of random genuine events, each broken in one way of a known kind.
+
+    Kinds and sources are drawn first (numpy stream), then each copy is broken (scalar
+    stream): the two streams are independent, so this is the same draw as one loop."""
     rng, rnd = st.np, st.py
     code_of = {t: i for i, t in enumerate(table.types)}
 
@@ -191,21 +198,21 @@ def _malformed(
     pools = {kind: np.arange(len(table)) for kind in MALFORMED_KINDS}
     pools["unknown_enum"] = eligible(ENUM_FIELDS)
     pools["out_of_range"] = eligible(RANGE_BREAKS)
-    broken: list[bytes] = []
     sources: list[int] = []
     kinds: list[str] = []
-    picks = rng.integers(0, len(MALFORMED_KINDS), len(ids)).tolist()
-    for event_id, pick in zip(ids, picks, strict=True):
+    for pick in rng.integers(0, len(MALFORMED_KINDS), len(ids)).tolist():
         kind = MALFORMED_KINDS[pick]
         if pools[kind].size == 0:
             kind = "bad_json"
-        source = int(pools[kind][rng.integers(0, pools[kind].size)])
-        env = orjson.loads(lines[source])  # a fresh copy, safe to break
+        sources.append(int(pools[kind][rng.integers(0, pools[kind].size)]))
+        kinds.append(kind)
+    source_rows = np.array(sources, dtype=np.int64)
+    broken: list[bytes] = []
+    for event_id, kind, line in zip(ids, kinds, render(source_rows), strict=True):
+        env = orjson.loads(line)  # a fresh copy, safe to break
         env["event_id"] = event_id
         broken.append(_break(kind, env, rnd))
-        sources.append(source)
-        kinds.append(kind)
-    return broken, np.array(sources, dtype=np.int64), kinds
+    return broken, source_rows, kinds
 
 
 def _break(kind: str, env: dict[str, Any], rnd: random.Random) -> bytes:

@@ -3,9 +3,16 @@
 The domains run in dependency order, each on its own random stream: manufacturing releases
 lots, distribution moves them to DCs and pharmacies, orders dispense what has arrived and
 ship it to patients, patients answer surveys; sales run alongside. Only then are ids,
-timestamps, arrival order and faults decided over the whole stream. `generate()` stops there
-and returns the lines in arrival order (`SimOutput`), so the same window can be written to a
-file (`simulate()`) or published to Kafka (`pharmaflow.simulate.publish`).
+timestamps, arrival order and faults decided over the whole stream. `simulate()` then renders
+and writes the lines chunk by chunk in arrival order (only a chunk's lines exist at once);
+`generate()` renders them all and returns them in arrival order (`SimOutput`), for publishing
+to Kafka (`pharmaflow.simulate.publish`). Both give the same lines for the same seed.
+
+Memory: the business events of the whole window are held (compact columns, readings as
+numbers, about 0.4 KB per event) because arrival order and faults are decided over the
+whole window; rendered lines are not. So a file run needs about 0.4 KB per event plus a
+bounded chunk, and the CLI refuses up front a window whose estimate exceeds the memory
+available (`estimate_bytes`) rather than be killed part-way.
 """
 
 from __future__ import annotations
@@ -36,7 +43,13 @@ from pharmaflow.simulate import (
 from pharmaflow.simulate.config import SimConfig, streams
 from pharmaflow.simulate.events import EventSink, EventTable
 from pharmaflow.simulate.people import build_pool
-from pharmaflow.simulate.writer import render_lines, stamp_chars, uuid4_chars, write_lines
+from pharmaflow.simulate.writer import (
+    CHUNK_LINES,
+    LineRenderer,
+    stamp_chars,
+    uuid4_chars,
+    write_chunks,
+)
 
 # Producers that sometimes stamp times in a local zone instead of UTC (same instant).
 OFFSET_SHARE = 0.02
@@ -117,23 +130,83 @@ class SimOutput:
         return [keys[s] for s in self.sources.tolist()]
 
 
+# Measured on the default reference data (7-day windows): about 20k events a day that do not
+# grow with scale (sensor streams of the fixed equipment) plus 30k per unit of scale
+# (342k events at scale 1, 1.20M at 5, 4.13M at 20); and the bytes held per event while a
+# window is planned and written to a file (436 measured), or kept whole for publishing.
+EVENTS_PER_DAY = 20_000
+EVENTS_PER_SCALE_DAY = 30_000
+FILE_BYTES_PER_EVENT = 480
+MEMORY_BYTES_PER_EVENT = 1_000
+BASE_BYTES = 200 * 2**20
+
+
+def estimate_bytes(config: SimConfig, *, in_memory: bool = False) -> int:
+    """Peak memory a run of `config` needs (a file run, or `generate` if `in_memory`): the
+    whole window's events are planned at once, so it grows with scale x days; checked
+    before a run so an oversized one is refused at once rather than killed part-way."""
+    per_event = MEMORY_BYTES_PER_EVENT if in_memory else FILE_BYTES_PER_EVENT
+    events = config.days * (EVENTS_PER_DAY + EVENTS_PER_SCALE_DAY * config.scale)
+    return BASE_BYTES + int(events * per_event)
+
+
 def simulate(
     config: SimConfig,
     out: Path,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimStats:
-    """Write the simulated window to `out` as JSONL (atomically) and describe it."""
+    """Write the simulated window to `out` as JSONL (atomically) and describe it. Lines are
+    rendered and written one chunk at a time, in arrival order."""
     with _gc_paused():
         began = time.perf_counter()
-        output = _generate(config, began)
-        write_lines(Path(out), output.rows, output.lines, progress)
-        return replace(output.stats, seconds=time.perf_counter() - began)
+        window = _plan(config, began)
+        write_chunks(Path(out), window.chunks(CHUNK_LINES), len(window.rows), progress)
+        return replace(window.stats, seconds=time.perf_counter() - began)
 
 
 def generate(config: SimConfig) -> SimOutput:
     """The simulated window in arrival order (what `simulate` writes), kept in memory."""
     with _gc_paused():
-        return _generate(config, time.perf_counter())
+        window = _plan(config, time.perf_counter())
+        lines = window.renderer.render(np.arange(window.genuine, dtype=np.int64))
+        return SimOutput(
+            lines=lines + window.malformed,
+            rows=window.rows,
+            arrival_ms=window.arrival_ms,
+            sources=window.sources,
+            table=window.table,
+            stats=window.stats,
+        )
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A planned window: which line goes where, with the genuine lines not yet rendered.
+    Row r of `rows` below `genuine` is a table row; from `genuine` on, a malformed line."""
+
+    renderer: LineRenderer
+    malformed: list[bytes]
+    genuine: int
+    rows: np.ndarray
+    arrival_ms: np.ndarray
+    sources: np.ndarray
+    table: EventTable
+    stats: SimStats
+
+    def chunks(self, size: int) -> Iterator[list[bytes]]:
+        """The output lines in arrival order, `size` at a time, each chunk rendered when
+        it is asked for."""
+        n = self.genuine
+        for begin in range(0, len(self.rows), size):
+            rows = self.rows[begin : begin + size]
+            genuine = rows < n
+            lines: list[bytes] = [b""] * len(rows)
+            rendered = self.renderer.render(rows[genuine])
+            for at, line in zip(np.flatnonzero(genuine).tolist(), rendered, strict=True):
+                lines[at] = line
+            for at in np.flatnonzero(~genuine).tolist():
+                lines[at] = self.malformed[int(rows[at]) - n]
+            yield lines
 
 
 @contextmanager
@@ -149,7 +222,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _generate(config: SimConfig, began: float) -> SimOutput:
+def _plan(config: SimConfig, began: float) -> _Window:
     reference = load_reference(config.reference_dir)
     sink = EventSink(config.start_ms, config.end_ms)
     patients, homes = build_pool(config, reference)
@@ -170,9 +243,9 @@ def _generate(config: SimConfig, began: float) -> SimOutput:
     tz = table.tz_minutes.copy()
     shifted = (st.np.random(n) < OFFSET_SHARE) & (tz == 0)
     tz[shifted] = st.np.choice(OFFSETS_MIN, int(shifted.sum()))
-    lines = render_lines(table, uuid4_chars(st.np, n), stamp_chars(table.times, tz))
+    renderer = LineRenderer(table, uuid4_chars(st.np, n), stamp_chars(table.times, tz))
 
-    plan = faults.plan(config, table, lines, streams(config, "faults"))
+    plan = faults.plan(config, table, renderer.render, streams(config, "faults"))
     arrival = np.concatenate([plan.arrival, plan.duplicate_arrival, plan.malformed_arrival])
     # Each output line is a genuine event's line (also for its duplicates) or a malformed
     # one, which follow the genuine ones in `lines`.
@@ -209,8 +282,10 @@ def _generate(config: SimConfig, began: float) -> SimOutput:
             comments_with_email=survey.comments_with_email,
         ),
     )
-    return SimOutput(
-        lines=lines + plan.malformed,
+    return _Window(
+        renderer=renderer,
+        malformed=plan.malformed,
+        genuine=n,
         rows=rows[order],
         arrival_ms=arrival[order],
         sources=sources[order],

@@ -4,13 +4,14 @@ Per-event Python work is kept small: ids and timestamps are rendered for whole c
 numpy byte matrices, dict payloads are serialised a block per `orjson` call, readings (three
 quarters of a default run) are filled into a template serialised once per block, and the
 file is written in large chunks to a temporary name and then renamed, so a reader never
-sees a half-written file.
+sees a half-written file. `LineRenderer` renders any subset of the events on demand, so a
+file is written chunk by chunk in arrival order without ever holding every rendered line.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from itertools import repeat
 from pathlib import Path
@@ -124,6 +125,47 @@ def render_lines(table: EventTable, ids: np.ndarray, stamps: np.ndarray) -> list
     return lines
 
 
+class LineRenderer:
+    """Renders the lines of any genuine events (table rows) on demand, byte-identical to
+    `render_lines`: the writer asks for one arrival-ordered chunk at a time, so only the
+    chunk's lines exist at once, not the whole window's (half of a run's peak memory)."""
+
+    def __init__(self, table: EventTable, ids: np.ndarray, stamps: np.ndarray) -> None:
+        self._table = table
+        self._ids = ids
+        self._stamps = stamps
+        self._starts = np.cumsum([0] + [len(b) for b in table.blocks], dtype=np.int64)
+
+    def render(self, rows: np.ndarray) -> list[bytes]:
+        """The lines of the given table rows, in the given order (repeats allowed)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == 0:
+            return []
+        unique, inverse = np.unique(rows, return_inverse=True)
+        block_of = np.searchsorted(self._starts, unique, side="right") - 1
+        bounds = np.flatnonzero(np.diff(block_of)) + 1
+        rendered: list[bytes] = []
+        for picked in np.split(unique, bounds):
+            index = int(block_of[np.searchsorted(unique, picked[0])])
+            block = self._table.blocks[index]
+            local = picked - self._starts[index]
+            if len(local) != len(block):
+                block = block.take(local)
+            ids, stamps = text_rows(self._ids[picked]), text_rows(self._stamps[picked])
+            if isinstance(block.payloads, Series):
+                values = _value_texts(block.payloads.values)
+                rendered.extend(_render_series(block, ids, stamps, values))
+            else:
+                rendered.extend(_render_dicts(block, ids, stamps))
+        return list(map(rendered.__getitem__, inverse.tolist()))
+
+
+def _value_texts(values: np.ndarray) -> list[str]:
+    """`_number_texts` for one series: each distinct value formatted once."""
+    distinct, index = np.unique(values, return_inverse=True)
+    return np.array([repr(v) for v in distinct.tolist()], dtype=object)[index].tolist()
+
+
 def _number_texts(table: EventTable) -> list[str]:
     """The JSON text of every reading value of every series, in order. Rounded readings
     repeat a lot, so each distinct value is formatted once (`repr`, the shortest
@@ -197,17 +239,34 @@ def write_lines(
     progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Write `lines[r]` for each r of `rows`, in order, one per line."""
+    chunks = (
+        list(map(lines.__getitem__, rows[begin : begin + CHUNK_LINES].tolist()))
+        for begin in range(0, len(rows), CHUNK_LINES)
+    )
+    write_chunks(out, chunks, len(rows), progress)
+
+
+def write_chunks(
+    out: Path,
+    chunks: Iterable[list[bytes]],
+    total: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Write each chunk's lines as it comes, to a temporary name renamed over `out` once
+    complete (a reader never sees half a file; a failed run leaves no temporary behind)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    total = len(rows)
+    done = 0
     try:
         with tmp.open("wb") as fh:
-            for begin in range(0, total, CHUNK_LINES):
-                chunk = rows[begin : begin + CHUNK_LINES].tolist()
-                fh.write(b"\n".join(map(lines.__getitem__, chunk)))
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                fh.write(b"\n".join(chunk))
                 fh.write(b"\n")
+                done += len(chunk)
                 if progress is not None:
-                    progress(begin + len(chunk), total)
+                    progress(done, total)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, out)

@@ -25,7 +25,11 @@ do not name `lake.` load nothing of this.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,7 +53,8 @@ def run_query(
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Columns and rows of `query` over the warehouse at `path` and, when the query names
     `lake.`, the lake at `lake_dir` (which needs no warehouse: conservation can be checked
-    right after an ingest, before any build)."""
+    right after an ingest, before any build). Nothing is written to the data dir, so a
+    read-only copy of it can be queried."""
     wanted = lake_tables_named(query) if lake_dir is not None else []
     if not path.exists() and not wanted:
         raise PharmaflowError(f"no warehouse at {path}: run `pharmaflow build` (or demo) first")
@@ -58,9 +63,10 @@ def run_query(
     database, read_only = (str(path), True) if path.exists() else (":memory:", False)
     try:
         _check_reads_only(duckdb.extract_statements(query))
-        with duckdb.connect(
-            database, read_only=read_only, config={"enable_external_access": False}
-        ) as con:
+        with (
+            reader_config(path if read_only else None) as config,
+            duckdb.connect(database, read_only=read_only, config=config) as con,
+        ):
             if wanted and lake_dir is not None:
                 attach_lake(con, lake_dir, wanted)
             con.execute("SET lock_configuration = true")
@@ -70,13 +76,45 @@ def run_query(
             columns = [d[0] for d in cursor.description]
             return columns, cursor.fetchall()
     except duckdb.Error as exc:
-        message = str(exc).splitlines()[0]
-        raise PharmaflowError(f"query failed: {message}") from None
+        raise PharmaflowError(f"query failed: {describe_duckdb_error(exc, path)}") from None
+
+
+def describe_duckdb_error(exc: BaseException, path: Path) -> str:
+    """One line for a DuckDB error; a writer holding the warehouse is named as such."""
+    from pharmaflow.warehouse.targets import lock_conflict
+
+    holder = lock_conflict(exc)
+    if holder is not None:
+        return (
+            f"the warehouse {path} is being written by {holder} (a running `pharmaflow build`); "
+            f"run this again when it has finished"
+        )
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+@contextmanager
+def reader_config(warehouse: Path | None) -> Iterator[dict[str, Any]]:
+    """DuckDB configuration of a reader: no external access, and a spill directory that can be
+    written: DuckDB's default beside the warehouse file when its folder is writable, else (a
+    read-only copy, an in-memory catalog whose default is the working directory) a private
+    temporary folder, removed afterwards."""
+    config: dict[str, Any] = {"enable_external_access": False}
+    if warehouse is not None and os.access(warehouse.parent, os.W_OK):
+        config["temp_directory"] = f"{warehouse}.tmp"
+        yield config
+        return
+    with tempfile.TemporaryDirectory(prefix="pharmaflow-duckdb-") as spill:
+        config["temp_directory"] = spill
+        yield config
 
 
 def _check_reads_only(statements: list[Any]) -> None:
     if not statements:
-        raise PharmaflowError("query failed: no SQL statement given")
+        raise PharmaflowError(
+            "query failed: no SQL statement given (the query is empty, blank or only a "
+            'comment); e.g. pharmaflow sql "select * from gold.dim_product"'
+        )
     for statement in statements:
         kind = statement.type.name
         if kind not in _READING:

@@ -8,17 +8,22 @@ dbt runs in-process through `dbtRunner`, reporting each finished node to a progr
 
 from __future__ import annotations
 
+import errno
+import logging
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 
 from pharmaflow.config import Settings
+from pharmaflow.datadir import DIR_MODE
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.warehouse import build_state, history, targets
 from pharmaflow.warehouse.dbt_env import quiet_dbt
@@ -29,11 +34,18 @@ from pharmaflow.warehouse.set_aside import (
     load_manifest_nodes,
     set_aside_counts,
 )
+from pharmaflow.warehouse.targets import warehouse_lock
 
 PROJECT_DIR = Path(__file__).parent / "dbt"
 REFERENCE_FILES = ("products.csv", "facilities.csv", "equipment.csv", "carriers.csv", "payers.csv")
 
 NodeDone = Callable[[str, str, str], None]
+# How long a build waits, by default, for readers (`pharmaflow sql`, `trace`) of the DuckDB
+# warehouse to finish before it refuses: DuckDB allows one writer or many readers, never both.
+READER_WAIT_SECONDS = 60.0
+# Node kinds whose success means dbt changed a table (tests only read).
+_WRITING_NODES = frozenset({"model", "seed", "snapshot"})
+_DISK_FULL = ("no space left on device", f"[errno {errno.ENOSPC}]")
 
 
 @dataclass
@@ -55,6 +67,7 @@ class BuildResult:
     set_aside: list[SetAside] = field(default_factory=list)
     # the failed tests with the events (or keys) they found; `failures` says the same in words
     failed_tests: list[FailedTest] = field(default_factory=list)
+    dbt_log: Path | None = None  # dbt's own log of the build: the details behind `failures`
 
     @property
     def rows_set_aside(self) -> int:
@@ -76,6 +89,7 @@ class BuildResult:
             "rows_set_aside": self.rows_set_aside,
             "set_aside": [s.to_dict() for s in self.set_aside],
             "failed_tests": [f.to_dict() for f in self.failed_tests],
+            "dbt_log": str(self.dbt_log) if self.dbt_log is not None else None,
         }
 
 
@@ -85,9 +99,17 @@ def prepare_project(settings: Settings) -> Path:
     project = work / "project"
     if project.exists():
         shutil.rmtree(project)
+    # Contents only: copying the installed package's modes (0644/0755) would open the data
+    # dir's copy to other users; files get the owner-only mode a new file gets (umask), and
+    # copytree's own copystat of each folder is undone below.
     shutil.copytree(
-        PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "__pycache__")
+        PROJECT_DIR,
+        project,
+        ignore=shutil.ignore_patterns("target", "logs", "__pycache__"),
+        copy_function=shutil.copyfile,
     )
+    for folder in [project, *(p for p in project.rglob("*") if p.is_dir())]:
+        folder.chmod(DIR_MODE)
     if settings.reference_dir is not None:
         for name in REFERENCE_FILES:
             src = settings.reference_dir / name
@@ -135,17 +157,64 @@ def dbt_args(settings: Settings, project: Path, command: str) -> list[str]:
     ]
 
 
+def dbt_log_path(settings: Settings) -> Path:
+    """dbt's own log of a build (every SQL statement and error), for when a summary is not
+    enough."""
+    return settings.warehouse_dir / "dbt" / "logs" / "dbt.log"
+
+
+def _is_disk_full(text: str) -> bool:
+    lowered = text.lower()
+    return any(mark in lowered for mark in _DISK_FULL)
+
+
+def _disk_full(settings: Settings) -> PharmaflowError:
+    return PharmaflowError(
+        f"disk full: no space left on the device holding {settings.warehouse_dir} during the "
+        f"build; free space and run `pharmaflow build` again (nothing committed is lost; "
+        f"dbt's log: {dbt_log_path(settings)})"
+    )
+
+
+@contextmanager
+def _quiet_logging_errors() -> Iterator[None]:
+    """dbt logs to a file through `logging`: when that file cannot be written (a full disk)
+    each record would print a traceback on stderr (18,973 lines in one build). The failure
+    itself is reported once, from dbt's result."""
+    before = logging.raiseExceptions
+    logging.raiseExceptions = False
+    try:
+        yield
+    finally:
+        logging.raiseExceptions = before
+
+
 def build(
-    settings: Settings, on_node: NodeDone | None = None, full_refresh: bool = False
+    settings: Settings,
+    on_node: NodeDone | None = None,
+    full_refresh: bool = False,
+    *,
+    reader_wait: float = READER_WAIT_SECONDS,
+    on_wait: Callable[[str], None] | None = None,
 ) -> BuildResult:
     """`dbt build` (seeds, snapshots, models, tests) over the data dir's lake.
 
     Incremental unless `full_refresh`, or the project or reference data changed since the last
-    successful build (build_state), in which case silver and gold are rebuilt from bronze."""
+    successful build (build_state), in which case silver and gold are rebuilt from bronze.
+    On DuckDB the build first takes the warehouse's write lock, waiting up to `reader_wait`
+    seconds for readers to finish (`on_wait` says so once), and holds it to the end, so no
+    reader can make dbt fail half-way (and a refusal costs a second, not a dbt start)."""
+    started = time.perf_counter()
+    with warehouse_lock(settings, reader_wait, on_wait), _quiet_logging_errors():
+        result = _build(settings, on_node, full_refresh)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _build(settings: Settings, on_node: NodeDone | None, full_refresh: bool) -> BuildResult:
     quiet_dbt()
     from dbt.cli.main import dbtRunner  # heavy import: only when building
 
-    started = time.perf_counter()
     project = prepare_project(settings)
     target = settings.warehouse_target
     current = build_state.fingerprint(project, target)
@@ -164,21 +233,63 @@ def build(
         on_node(node.resource_type, node.node_name, node.node_status)
 
     runner = dbtRunner(callbacks=[callback])
-    args = [*dbt_args(settings, project, "build"), "--quiet"]
+    # dbt writes nothing on the terminal (its errors are summarised from the results, and
+    # every detail is in its own log file)
+    args = [*dbt_args(settings, project, "build"), "--log-level", "none"]
+    args += ["--log-level-file", "debug"]
     if reason is not None:
         args.append("--full-refresh")
-    build_state.forget(settings.warehouse_dir, target)
+    build_state.mark_unfinished(settings.warehouse_dir, target)
     res = runner.invoke(args)
-    if res.exception is not None and res.result is None:
-        raise PharmaflowError(f"dbt could not run: {res.exception}")
-    result = BuildResult(success=bool(res.success), full_refresh_reason=reason)
-    targets.checkpoint(settings)
+    node_results = list(getattr(res.result, "results", None) or [])
+    if not any(
+        r.node.resource_type in _WRITING_NODES and str(r.status) == "success" for r in node_results
+    ):
+        build_state.restore(settings.warehouse_dir, target)  # no table changed
+    _raise_when_dbt_did_not_run(settings, res, node_results)
+    result = BuildResult(
+        success=bool(res.success), full_refresh_reason=reason, dbt_log=dbt_log_path(settings)
+    )
+    try:
+        targets.checkpoint(settings)
+    except duckdb.Error as exc:  # the build stays unfinished: the next one rebuilds
+        if _is_disk_full(str(exc)):
+            raise _disk_full(settings) from None
+        lines = str(exc).strip().splitlines()
+        raise PharmaflowError(
+            f"could not write the warehouse {settings.warehouse_path}: "
+            f"{lines[0] if lines else type(exc).__name__}"
+        ) from None
     if result.success:
         build_state.record(settings.warehouse_dir, target, current)
+    _summarise(settings, project, node_results, result)
+    return result
+
+
+def _raise_when_dbt_did_not_run(settings: Settings, res: Any, node_results: list[Any]) -> None:
+    """One line instead of a build summary: dbt could not start, or the disk is full (then
+    every later node fails for the same reason, and the tests report nothing true)."""
+    exc = res.exception
+    if exc is not None and res.result is None:
+        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or _is_disk_full(str(exc)):
+            raise _disk_full(settings)
+        lines = str(exc).strip().splitlines()
+        raise PharmaflowError(
+            f"dbt could not run: {lines[0] if lines else type(exc).__name__} "
+            f"(dbt's log: {dbt_log_path(settings)})"
+        )
+    if any(_is_disk_full(str(getattr(r, "message", "") or "")) for r in node_results):
+        raise _disk_full(settings)
+
+
+def _summarise(
+    settings: Settings, project: Path, node_results: list[Any], result: BuildResult
+) -> None:
+    """Counts per node kind and status, the failures in words, rows per table, set-asides."""
     query = targets.warehouse_query(settings)
     manifest_nodes: dict[str, Any] | None = None
     statuses: Counter[tuple[str, str]] = Counter()
-    for node_result in getattr(res.result, "results", []) or []:
+    for node_result in node_results:
         kind = node_result.node.resource_type
         status = str(node_result.status)
         statuses[(kind, status)] += 1
@@ -193,7 +304,7 @@ def build(
             result.failed_tests.append(failed)
             result.failures.append(failed.describe())
         else:
-            result.failures.append(f"{node_result.node.name}: {status}")
+            result.failures.append(_node_failure(node_result, status))
     result.tests_passed = statuses[("test", "pass")]
     result.tests_failed = sum(
         n for (k, s), n in statuses.items() if k == "test" and s in ("fail", "error", "warn")
@@ -203,5 +314,10 @@ def build(
     result.tables = targets.table_counts(settings)
     if query is not None:
         result.set_aside = set_aside_counts(query)
-    result.seconds = time.perf_counter() - started
-    return result
+
+
+def _node_failure(node_result: Any, status: str) -> str:
+    """`<node>: error: <first line of dbt's message>` (the rest is in dbt's log)."""
+    message = str(getattr(node_result, "message", "") or "").strip()
+    first = message.splitlines()[0] if message else ""
+    return f"{node_result.node.name}: {status}" + (f": {first}" if first else "")

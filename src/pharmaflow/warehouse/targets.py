@@ -11,7 +11,10 @@ to.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,25 +59,34 @@ def postgres_connection_params(dsn: str) -> dict[str, Any]:
 
 
 def profile_outputs(settings: Settings) -> dict[str, dict[str, Any]]:
-    """One dbt output per target, so switching `warehouse_target` needs no other change.
+    """The dbt outputs written to the profile: the selected target's only, so a secret reaches
+    the file only when the build needs it (the PostgreSQL password from warehouse_dsn for the
+    postgres target, the BigQuery keyfile path for bigquery; nothing for DuckDB). The profile
+    is rewritten on every build, so switching `warehouse_target` needs no other change."""
+    target = settings.warehouse_target
+    return {target: target_output(settings, target)}
 
-    dbt validates only the output of the selected target, so an unused output (e.g. BigQuery
-    without a project) does no harm; the selected one is checked in `check_target`."""
-    outputs: dict[str, dict[str, Any]] = {
-        "duckdb": {
+
+def target_output(settings: Settings, target: str) -> dict[str, Any]:
+    """The dbt profile output for `target` (dbt validates only the selected one; its
+    problems are checked in `check_target`)."""
+    if target == "duckdb":
+        return {
             "type": "duckdb",
             "path": str(settings.warehouse_path),
             "threads": settings.dbt_threads,
-        },
-        "postgres": {
+        }
+    if target == "postgres":
+        return {
             "type": "postgres",
             **postgres_connection_params(settings.warehouse_dsn),
             # models and seeds use their own schemas (silver, gold, reference, bronze);
             # this is only where a node without one would land
             "schema": "public",
             "threads": settings.dbt_threads,
-        },
-    }
+        }
+    if target != "bigquery":
+        raise PharmaflowError(f"unknown warehouse_target {target!r}: one of {', '.join(TARGETS)}")
     bigquery: dict[str, Any] = {
         "type": "bigquery",
         "method": "service-account" if settings.bigquery_keyfile else "oauth",
@@ -86,8 +98,7 @@ def profile_outputs(settings: Settings) -> dict[str, dict[str, Any]]:
     }
     if settings.bigquery_keyfile is not None:
         bigquery["keyfile"] = str(settings.bigquery_keyfile.expanduser().resolve())
-    outputs["bigquery"] = bigquery
-    return outputs
+    return bigquery
 
 
 def check_target(settings: Settings) -> None:
@@ -110,6 +121,69 @@ def table_counts(
     if settings.warehouse_target == "bigquery":
         return {}
     return duckdb_table_counts(settings.warehouse_path, schemas)
+
+
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
+
+
+def lock_conflict(exc: BaseException) -> str | None:
+    """For DuckDB's "Could not set lock" error: who holds the warehouse ("PID 123"), else
+    None (another error)."""
+    text = str(exc)
+    if "Could not set lock" not in text and "Conflicting lock" not in text:
+        return None
+    match = _LOCK_HOLDER.search(text)
+    return f"PID {match[2]}" if match else "another process"
+
+
+@contextmanager
+def warehouse_lock(
+    settings: Settings, wait: float, on_wait: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """DuckDB: hold the warehouse's write lock for the block, waiting up to `wait` seconds for
+    the processes reading it (DuckDB allows one writer or many readers, never both), then
+    refusing in one line. The connection opened here has the default configuration, as dbt's
+    does, so dbt in this process shares its instance (and its lock) instead of colliding.
+    Other targets have their own concurrency: nothing to do."""
+    if settings.warehouse_target != "duckdb":
+        yield
+        return
+    path = settings.warehouse_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + max(wait, 0.0)
+    told = False
+    while True:
+        try:
+            con = duckdb.connect(str(path))
+            break
+        except duckdb.Error as exc:
+            holder = lock_conflict(exc)
+            if holder is None:
+                first = str(exc).strip().splitlines()[0]
+                advice = (
+                    " (move it aside and build again: the warehouse is rebuilt from the lake)"
+                    if "not a valid DuckDB database" in first
+                    else ""
+                )
+                message = f"cannot open the warehouse {path}: {first}{advice}"
+                raise PharmaflowError(message) from None
+            if time.monotonic() >= deadline:
+                raise PharmaflowError(
+                    f"the warehouse {path} is in use by {holder} (a running `pharmaflow sql`, "
+                    f"`trace` or build){f' after waiting {wait:g} s' if wait > 0 else ''}: "
+                    f"let it finish or stop it, then build again (nothing was changed)"
+                ) from None
+            if not told and on_wait is not None:
+                on_wait(
+                    f"waiting up to {wait:g} s for {holder} to stop reading the warehouse {path} "
+                    f"(DuckDB allows one writer or many readers)"
+                )
+            told = True
+            time.sleep(min(0.25, max(deadline - time.monotonic(), 0.01)))
+    try:
+        yield
+    finally:
+        con.close()
 
 
 def checkpoint(settings: Settings) -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 import duckdb
 
 from pharmaflow.errors import PharmaflowError
+from pharmaflow.warehouse.query import describe_duckdb_error, reader_config
 
 # Each select lists its dataclass's fields in order, so rows become objects positionally
 # (building ~1,000 link objects from dicts cost more than the queries on the busiest demo lot).
@@ -193,13 +196,21 @@ def _assemble(
     )
 
 
-def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+@contextmanager
+def _connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A reader's connection (read-only, no external access, spill outside a read-only data
+    dir): a trace works on a read-only copy of the warehouse and beside other readers."""
     if not path.exists():
         raise PharmaflowError(f"no warehouse at {path}: run `pharmaflow build` (or demo) first")
-    try:
-        return duckdb.connect(str(path), read_only=True, config={"enable_external_access": False})
-    except duckdb.Error as exc:
-        raise PharmaflowError(f"cannot open the warehouse: {str(exc).splitlines()[0]}") from None
+    with reader_config(path) as config:
+        try:
+            con = duckdb.connect(str(path), read_only=True, config=config)
+        except duckdb.Error as exc:
+            raise PharmaflowError(
+                f"cannot open the warehouse: {describe_duckdb_error(exc, path)}"
+            ) from None
+        with con:
+            yield con
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:

@@ -9,7 +9,7 @@ from confluent_kafka import Producer
 
 from pharmaflow.broker.topics import topic_for
 from pharmaflow.ingest.metrics import IngestMetrics
-from pharmaflow.ingest.phi.keys import load_key
+from pharmaflow.ingest.phi.keyring import load_keys
 from pharmaflow.ingest.phi.vault import PhiVault
 from pharmaflow.ingest.workers import run_stream_worker
 from pharmaflow.simulate.simulator import generate
@@ -98,7 +98,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on(
         # dead letters are sealed like quarantine: the originals come back through the vault
         vault = PhiVault(
             settings.vault_dir,
-            load_key(settings.vault_key, settings.secrets_dir / "vault.key", "vault"),
+            load_keys(settings).vault.value,
         )
         originals = sorted(
             vault.open_reject(m.value(), requested_by="test", reason="check") for m in letters

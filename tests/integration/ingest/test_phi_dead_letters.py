@@ -7,7 +7,7 @@ import pytest
 from confluent_kafka import Producer
 
 from pharmaflow.broker.topics import topic_for
-from pharmaflow.ingest.phi.keys import load_key
+from pharmaflow.ingest.phi.keyring import load_keys
 from pharmaflow.ingest.phi.vault import SEALED_REJECT, PhiVault
 from pharmaflow.ingest.workers import run_stream_worker
 from tests.factories import PATIENT, event
@@ -42,7 +42,7 @@ def test_an_invalid_order_is_dead_lettered_sealed_with_its_reasons_readable(brok
 
     vault = PhiVault(
         settings.vault_dir,
-        load_key(settings.vault_key, settings.secrets_dir / "vault.key", "vault"),
+        load_keys(settings).vault.value,
     )
     values, names = record_phi_values([PATIENT])
     for code, raw in (("wrong_type", bad_quantity), ("malformed_json", bad_json)):

@@ -59,7 +59,7 @@ def test_is_postgres_url(spec, expected):
         ("postgresql://127.0.0.1:5432/test?table=", "needs ?table=SCHEMA.TABLE"),
         ("postgresql://127.0.0.1:5432/test?table=a.b.c", "bad table name 'a.b.c'"),
         ("postgresql://127.0.0.1:5432/test?table=x;drop", "bad table name"),
-        ("postgresql://u:s3cret@127.0.0.1:port/test?table=t", "bad PostgreSQL port"),
+        ("postgresql://u:s3cret@127.0.0.1:port/test?table=t", "bad port 'port'"),
         ("postgresql://u:s3cret@127.0.0.1:5432/test?table=t&colour=red", "colour"),
         ("mysql://127.0.0.1/test?table=t", "not a postgresql:// URL"),
     ],

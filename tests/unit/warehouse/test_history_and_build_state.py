@@ -76,5 +76,15 @@ def test_a_full_refresh_is_needed_first_after_a_change_and_after_a_failure(tmp_p
     assert build_state.needs_full_refresh(wh, "duckdb", "abc") is None
     assert build_state.needs_full_refresh(wh, "duckdb", "abd") is not None
     assert build_state.needs_full_refresh(wh, "postgres", "abc") == "first build"
-    build_state.forget(wh, "duckdb")  # a build started and failed
-    assert build_state.needs_full_refresh(wh, "duckdb", "abc") == "first build"
+    build_state.mark_unfinished(wh, "duckdb")  # a build started (and was killed, or failed)
+    assert build_state.needs_full_refresh(wh, "duckdb", "abc") == build_state.UNFINISHED
+    assert build_state.needs_full_refresh(wh, "postgres", "abc") == "first build"
+    build_state.restore(wh, "duckdb")  # ... but changed no table (dbt could not start)
+    assert build_state.needs_full_refresh(wh, "duckdb", "abc") is None
+    build_state.mark_unfinished(wh, "duckdb")
+    build_state.record(wh, "duckdb", "abd")  # it finished
+    assert build_state.needs_full_refresh(wh, "duckdb", "abd") is None
+    (wh / "duckdb-build-state.json").write_text("{truncated")
+    assert build_state.needs_full_refresh(wh, "duckdb", "abd") == (
+        "the build state file is unreadable"
+    )

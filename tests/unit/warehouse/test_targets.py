@@ -11,9 +11,10 @@ from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.warehouse.runner import prepare_project
 from pharmaflow.warehouse.targets import (
+    TARGETS,
     check_target,
     postgres_connection_params,
-    profile_outputs,
+    target_output,
 )
 
 
@@ -58,7 +59,7 @@ def test_every_target_has_an_output(tmp_path: Path):
         bigquery_keyfile=keyfile,
         dbt_threads=3,
     )
-    outputs = profile_outputs(settings)
+    outputs = {target: target_output(settings, target) for target in TARGETS}
     assert outputs["duckdb"] == {
         "type": "duckdb",
         "path": str(settings.warehouse_path),
@@ -83,8 +84,8 @@ def test_every_target_has_an_output(tmp_path: Path):
         "location": "EU",
         "threads": 3,
     }
-    no_key = profile_outputs(settings.model_copy(update={"bigquery_keyfile": None}))
-    assert no_key["bigquery"]["method"] == "oauth" and "keyfile" not in no_key["bigquery"]
+    no_key = target_output(settings.model_copy(update={"bigquery_keyfile": None}), "bigquery")
+    assert no_key["method"] == "oauth" and "keyfile" not in no_key
 
 
 def test_the_profile_selects_the_configured_target_and_is_private(tmp_path: Path):
@@ -93,8 +94,39 @@ def test_the_profile_selects_the_configured_target_and_is_private(tmp_path: Path
     profiles = settings.warehouse_dir / "dbt" / "profiles.yml"
     profile = orjson.loads(profiles.read_bytes())["pharmaflow"]
     assert profile["target"] == "postgres"
-    assert set(profile["outputs"]) == {"duckdb", "postgres", "bigquery"}
+    assert set(profile["outputs"]) == {"postgres"}
     assert profiles.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_secret_reaches_the_profile_only_when_its_target_needs_it(tmp_path: Path):
+    """The DuckDB profile holds no PostgreSQL password and no BigQuery keyfile path; a DSN
+    that is not even valid does not stop a DuckDB build."""
+    keyfile = tmp_path / "service-account.json"
+    common = {
+        "data_dir": tmp_path / "data",
+        "bigquery_project": "proj",
+        "bigquery_keyfile": keyfile,
+    }
+    profiles = tmp_path / "data" / "warehouse" / "dbt" / "profiles.yml"
+    for target, dsn in (
+        ("duckdb", "postgresql://pf:s3cret-pw@db.internal:5432/wh"),
+        ("duckdb", "not a dsn ==="),
+        ("bigquery", "postgresql://pf:s3cret-pw@db.internal:5432/wh"),
+    ):
+        prepare_project(Settings(**common, warehouse_target=target, warehouse_dsn=dsn))
+        text = profiles.read_text()
+        assert "s3cret-pw" not in text and "db.internal" not in text
+        assert orjson.loads(text)["pharmaflow"]["outputs"].keys() == {target}
+        assert (str(keyfile) in text) == (target == "bigquery")
+    prepare_project(
+        Settings(
+            **common,
+            warehouse_target="postgres",
+            warehouse_dsn="postgresql://pf:s3cret-pw@db.internal:5432/wh",
+        )
+    )
+    text = profiles.read_text()
+    assert "s3cret-pw" in text and str(keyfile) not in text
 
 
 def test_bigquery_without_a_project_fails_with_a_sentence(tmp_path: Path):

@@ -111,15 +111,37 @@ class PhiVault:
         return table.to_pylist()
 
     def _log_access(self, patient_key: str, requested_by: str, reason: str, found: bool) -> None:
-        entry = {
-            "at": datetime.now(UTC).isoformat(),
-            "patient_key": patient_key,
-            "requested_by": requested_by,
-            "reason": reason,
-            "found": found,
-        }
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.access_log, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_access(
+            self.access_log,
+            {
+                "at": datetime.now(UTC).isoformat(),
+                "patient_key": patient_key,
+                "requested_by": requested_by,
+                "reason": reason,
+                "found": found,
+            },
+        )
+
+
+def append_access(access_log: Path, entry: dict[str, Any]) -> None:
+    """Append one entry to the vault's access log, durably (re-identifications, openings of
+    sealed rejects, key rotations)."""
+    access_log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(access_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def access_logged(access_log: Path, field: str, value: str) -> bool:
+    """True if some entry of the access log has `field` == `value` (a rotation re-run after a
+    crash must not log the same rotation twice)."""
+    if not access_log.exists():
+        return False
+    needle = json.dumps(value)
+    with open(access_log, encoding="utf-8") as fh:
+        for line in fh:
+            if needle in line and json.loads(line).get(field) == value:
+                return True
+    return False

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pharmaflow.contracts.registry import ContractRegistry
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.metrics import IngestMetrics
 from pharmaflow.ingest.sources.base import RawBatch, Source
 from pharmaflow.ingest.sources.files import CsvFileSource, JsonlFileSource
-from pharmaflow.ingest.sources.kafka import KafkaSource, parse_kafka_url
+from pharmaflow.ingest.sources.kafka import KafkaSource, kafka_security, parse_kafka_url
 from pharmaflow.ingest.sources.postgres import PostgresSource, is_postgres_url, parse_postgres_url
+
+if TYPE_CHECKING:
+    from pharmaflow.config import Settings
 
 JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
@@ -28,11 +32,17 @@ def open_sources(
     stop: threading.Event | None = None,
     idle_exit: float | None = None,
     metrics: IngestMetrics | None = None,
+    settings: Settings | None = None,
 ) -> list[Source]:
     """A Kafka URL, a PostgreSQL table URL, a file, or every JSONL/CSV file in a directory
-    (sorted), as sources."""
+    (sorted), as sources. `settings` gives a Kafka source its credentials and security
+    protocol (`PHARMAFLOW_KAFKA_*`; never in the URL) and, without `default_bootstrap`,
+    `KAFKA_BOOTSTRAP_SERVERS`."""
     if is_stream(spec):
-        return [KafkaSource(parse_kafka_url(spec, default_bootstrap), stop, idle_exit, metrics)]
+        if default_bootstrap is None and settings is not None:
+            default_bootstrap = settings.kafka_bootstrap_servers
+        kafka = parse_kafka_url(spec, default_bootstrap)
+        return [KafkaSource(kafka, stop, idle_exit, metrics, kafka_security(settings))]
     if is_postgres_url(spec):
         return [PostgresSource(parse_postgres_url(spec)).check()]
     if "://" in spec:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import mmap
 import os
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,9 +29,22 @@ def fingerprint(blob: bytes) -> str:
     return f"{zlib.crc32(blob):08x}{edges}{len(blob):x}"
 
 
-_BLOCK = 16 << 20  # bytes read at a time; batches are cut by line count, not by block
+_BLOCK = 4 << 20  # bytes read at a time; batches are cut by line count, not by block
 _NEWLINE = 10
 _BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark: some Windows tools write it; not part of a line
+
+
+def _test_pause() -> None:
+    """Tests only: before reading the second block, create `<dir>/paused` and wait (up to a
+    minute) for `<dir>/resume`, so a test can change the file between two reads
+    (`PHARMAFLOW_TEST_READ_PAUSE=<dir>`)."""
+    folder = os.environ.get("PHARMAFLOW_TEST_READ_PAUSE")
+    if not folder or (Path(folder) / "paused").exists():
+        return
+    (Path(folder) / "paused").touch()
+    deadline = time.monotonic() + 60
+    while not (Path(folder) / "resume").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 class _LineFileSource:
@@ -51,39 +64,68 @@ class _LineFileSource:
     def _blobs(self, fh: BinaryIO, batch_size: int) -> Iterator[tuple[bytes, int]]:
         """Runs of `batch_size` lines (the last may be shorter) as (bytes, line count).
 
-        The file is memory-mapped and newlines are found with numpy a block at a time; a run is
-        one slice of the map, so reading costs a few C-level passes over the bytes and nothing
-        per line."""
+        The file is read a block at a time with ordinary reads (not memory-mapped: a file
+        truncated under a map kills the process with SIGBUS) and newlines are found with
+        numpy, so reading costs a few C-level passes over the bytes and nothing per line.
+        Only the bytes present when reading began are read (lines appended meanwhile are for
+        the next run); a file that shrinks meanwhile stops the run with one line, after the
+        batches already handed over (`_changed`)."""
         begin = fh.tell()
         size = os.fstat(fh.fileno()).st_size
-        if size <= begin:
-            return
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            view = np.frombuffer(mapped, dtype=np.uint8)
+        position, reads = begin, 0
+        pending = b""  # bytes after the last run handed over, starting at a line
+        newlines = np.zeros(0, dtype=np.int64)  # positions in `pending`
+        while position < size:
+            if reads:
+                _test_pause()
             try:
-                start, scanned = begin, begin
-                newlines = np.zeros(0, dtype=np.int64)
-                while scanned < size:
-                    end_of_block = min(scanned + _BLOCK, size)
-                    found = np.flatnonzero(view[scanned:end_of_block] == _NEWLINE) + scanned
-                    newlines = np.concatenate([newlines, found])
-                    scanned = end_of_block
-                    used = 0
-                    while newlines.size - used >= batch_size:
-                        end = int(newlines[used + batch_size - 1])
-                        yield mapped[start:end], batch_size
-                        start, used = end + 1, used + batch_size
-                    newlines = newlines[used:]
-                if start < size:
-                    tail = mapped[start:size]
-                    lines = newlines.size + (0 if tail.endswith(b"\n") else 1)
-                    yield (tail[:-1] if tail.endswith(b"\n") else tail), lines
-            finally:
-                del view  # release the buffer before the map closes
+                block = fh.read(min(_BLOCK, size - position))
+            except OSError as exc:
+                raise PharmaflowError(
+                    f"{self.path} could not be read ({exc.strerror or exc}); nothing after the "
+                    "last committed batch was landed; re-run to resume"
+                ) from exc
+            if not block:
+                raise self._changed(size, fh)
+            reads += 1
+            position += len(block)
+            found = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == _NEWLINE)
+            newlines = np.concatenate([newlines, found + len(pending)])
+            pending += block
+            if newlines.size < batch_size:
+                continue
+            start, used = 0, 0
+            while newlines.size - used >= batch_size:
+                end = int(newlines[used + batch_size - 1])
+                yield pending[start:end], batch_size
+                start, used = end + 1, used + batch_size
+            pending = pending[start:]
+            newlines = newlines[used:] - start
+        if pending:
+            ends_line = pending.endswith(b"\n")
+            yield (pending[:-1] if ends_line else pending), newlines.size + (not ends_line)
+
+    def _changed(self, size: int, fh: BinaryIO) -> PharmaflowError:
+        """The file ended before the size it had when reading began: it was truncated or
+        replaced. Batches handed over before are committed as usual; nothing after them is."""
+        try:
+            now = f"{os.fstat(fh.fileno()).st_size:,}"
+        except OSError:
+            now = "?"
+        return PharmaflowError(
+            f"{self.path} changed while it was read (truncated from {size:,} to {now} bytes); "
+            "nothing after the last committed batch was landed; restore it and re-run to resume"
+        )
 
     def batches(self, batch_size: int) -> Iterator[RawBatch]:
         uri = str(self.path.resolve())
-        with open(self.path, "rb") as fh:
+        try:
+            fh = open(self.path, "rb")  # noqa: SIM115 (closed below, after the generator)
+        except FileNotFoundError as exc:
+            raise PharmaflowError(
+                f"{self.path} vanished before it was read; restore it and re-run"
+            ) from exc
+        with fh:
             if fh.read(len(_BOM)) != _BOM:
                 fh.seek(0)
             header = fh.readline() if self._skip_header else None

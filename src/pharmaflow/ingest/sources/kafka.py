@@ -23,9 +23,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -42,13 +42,18 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
+from pharmaflow.broker.group_repair import repair_group
 from pharmaflow.broker.topics import DOMAIN_TOPICS, dead_letter_topic, ensure_dead_letter_topics
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.metrics import IngestMetrics
 from pharmaflow.ingest.phi.identifiers import identifier_bytes
 from pharmaflow.ingest.phi.vault import SEALED_REJECT
 from pharmaflow.ingest.sources.base import DeadLetter, RawBatch, SourceContext
+from pharmaflow.ingest.sources.urls import RedactingFilter, redact, redact_url, split_server
 from pharmaflow.lake.writers import batch_id
+
+if TYPE_CHECKING:
+    from pharmaflow.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,20 @@ _POLL_SECONDS = 0.2
 # partitions, 10k per call reads ~300k msgs/s where 100k per call reads ~160k (it idles out).
 _CONSUME_CHUNK = 10_000
 _WARN_EVERY_SECONDS = 10.0
+# A worker with no partitions this many session timeouts (at least _MIN_REJOIN_SECONDS) says
+# so and re-joins (see `KafkaSource._rejoin`): on Tansu, after workers were killed and stopped
+# during a join, the next member got nothing for minutes.
+_REJOIN_SESSIONS = 3
+_MIN_REJOIN_SECONDS = 5.0
+_PROBE_SECONDS = 3.0  # how long the reachability check at --idle-exit waits for metadata
+# librdkafka error codes meaning "no broker answers": said as "cannot reach Kafka at …"
+_UNREACHABLE = {
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._RESOLVE,
+    KafkaError._TIMED_OUT,
+}
+_CLIENT_LOG = logging.getLogger("pharmaflow.kafka.client")
 
 
 @dataclass(frozen=True)
@@ -79,19 +98,27 @@ class KafkaSpec:
 
 def parse_kafka_url(url: str, default_bootstrap: str | None = None) -> KafkaSpec:
     """Parse a source URL; a URL without a host uses `default_bootstrap`
-    (`KAFKA_BOOTSTRAP_SERVERS`). Every mistake is one line naming what is wrong."""
-    parts = urlsplit(url)
+    (`KAFKA_BOOTSTRAP_SERVERS`). Every mistake is one line naming what is wrong, and never
+    echoes credentials: a URL holding any is refused (they come from settings)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed [IPv6 bracket
+        raise PharmaflowError(f"bad kafka:// URL ({exc}): expected kafka://HOST:PORT") from None
     if parts.scheme != "kafka":
-        raise PharmaflowError(f"not a kafka:// URL: {url}")
+        raise PharmaflowError(f"not a kafka:// URL: {redact_url(url)}")
+    what = "the kafka:// URL" if parts.netloc else "KAFKA_BOOTSTRAP_SERVERS"
     bootstrap = parts.netloc or default_bootstrap
     if not bootstrap:
         raise PharmaflowError(
             "kafka:// needs HOST:PORT (kafka://127.0.0.1:9092) or KAFKA_BOOTSTRAP_SERVERS"
         )
+    if "@" in bootstrap:
+        raise PharmaflowError(
+            f"credentials do not belong in {what} (it is printed and logged): set "
+            "PHARMAFLOW_KAFKA_USERNAME and PHARMAFLOW_KAFKA_PASSWORD instead"
+        )
     for server in bootstrap.split(","):
-        host, _, port = server.rpartition(":")
-        if not host or not port.isdigit():
-            raise PharmaflowError(f"bad Kafka server {server!r}: expected HOST:PORT")
+        split_server(server, what)
     query = parse_qs(parts.query, keep_blank_values=True)
     unknown = sorted(set(query) - _PARAMS)
     if unknown:
@@ -117,17 +144,62 @@ def parse_kafka_url(url: str, default_bootstrap: str | None = None) -> KafkaSpec
     )
 
 
-class _Warner:
-    """Logs a recurring problem once, then at most every `_WARN_EVERY_SECONDS`."""
+def kafka_security(settings: Settings | None) -> dict[str, str]:
+    """librdkafka security settings from `PHARMAFLOW_KAFKA_*` (credentials never come from the
+    URL: URLs are printed). A user name turns PLAINTEXT into SASL_PLAINTEXT and SSL into
+    SASL_SSL, so setting the user and password is enough for the usual SASL/PLAIN broker."""
+    if settings is None:
+        return {}
+    user = settings.kafka_username or None
+    password = settings.kafka_password.get_secret_value() if settings.kafka_password else None
+    protocol = settings.kafka_security_protocol
+    if password and not user:
+        raise PharmaflowError(
+            "PHARMAFLOW_KAFKA_PASSWORD is set but PHARMAFLOW_KAFKA_USERNAME is not: set both"
+        )
+    config: dict[str, str] = {}
+    if user:
+        protocol = {"PLAINTEXT": "SASL_PLAINTEXT", "SSL": "SASL_SSL"}.get(protocol, protocol)
+        config |= {
+            "sasl.mechanism": settings.kafka_sasl_mechanism,
+            "sasl.username": user,
+            "sasl.password": password or "",
+        }
+    elif protocol.startswith("SASL"):
+        raise PharmaflowError(
+            f"PHARMAFLOW_KAFKA_SECURITY_PROTOCOL={protocol} needs PHARMAFLOW_KAFKA_USERNAME "
+            "and PHARMAFLOW_KAFKA_PASSWORD"
+        )
+    if protocol != "PLAINTEXT":
+        config["security.protocol"] = protocol
+    return config
 
-    def __init__(self) -> None:
+
+class _ClientLines(RedactingFilter):
+    """librdkafka's own log lines: redacted, and kept in the run log at INFO at most. What
+    matters reaches `error_cb` too and is warned about there once per `_WARN_EVERY_SECONDS`
+    in one line (a refused connection is otherwise three lines a second on stderr)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        super().filter(record)
+        if record.levelno > logging.INFO:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+class _Warner:
+    """Logs a recurring problem once, then at most every `_WARN_EVERY_SECONDS`; every argument
+    is redacted first (client error texts are not ours, and must never show a password)."""
+
+    def __init__(self, secrets: list[str | None] | None = None) -> None:
         self._last: dict[str, float] = {}
+        self.secrets = secrets or []
 
     def __call__(self, kind: str, message: str, *args: object) -> None:
         now = time.monotonic()
         if now - self._last.get(kind, -_WARN_EVERY_SECONDS) >= _WARN_EVERY_SECONDS:
             self._last[kind] = now
-            log.warning(message, *args)
+            log.warning(message, *(redact(str(a), self.secrets) for a in args))
 
 
 @dataclass
@@ -167,8 +239,19 @@ class _Pending:
 
 class KafkaSource:
     """One consumer-group member. `stop` ends the stream (SIGTERM); `idle_exit` ends it after
-    that many seconds with partitions assigned and nothing to read (bounded runs: demo,
-    tests, bench)."""
+    that many seconds without a record (bounded runs: demo, tests, bench), counted from the
+    start or the last record read, whether or not partitions are assigned or the broker
+    answers. Two allowances keep a short `idle_exit` from quitting before the first fetch:
+    until the group first answers, the count does not expire before `_REJOIN_SESSIONS`
+    session timeouts (what a join after killed members may take) unless the broker cannot
+    be reached at all; and an assignment of partitions this run never owned restarts
+    it, once per partition, so the count stays bounded however often the group rebalances.
+
+    It never hangs silently: a worker with no partitions for `_REJOIN_SESSIONS` session
+    timeouts logs a warning, repairs a group left without its leader and, after the group
+    dropped it, subscribes afresh (`_rejoin`); a broker that cannot be reached is
+    warned about in one line, and if it still cannot be reached when `idle_exit` expires,
+    `unreachable` says so (the worker then exits non-zero, see `run_stream_worker`)."""
 
     source = "kafka"
 
@@ -178,13 +261,18 @@ class KafkaSource:
         stop: threading.Event | None = None,
         idle_exit: float | None = None,
         metrics: IngestMetrics | None = None,
+        security: Mapping[str, str] | None = None,
     ) -> None:
         self.spec = spec
         self.description = spec.description
         self.stop = stop or threading.Event()
         self.idle_exit = idle_exit
         self.metrics = metrics
-        self._warn = _Warner()
+        self.unreachable: str | None = None  # set when idle_exit ends a run with no broker
+        self._security = dict(security or {})
+        self._secrets = [self._security.get("sasl.password")]
+        self._redactor = _ClientLines(self._secrets)
+        self._warn = _Warner(self._secrets)
         self._ctx: SourceContext | None = None
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
@@ -195,26 +283,35 @@ class KafkaSource:
         self._handed: dict[tuple[str, str, int], int] = {}  # handed to the engine by us
         self._topic_ids: dict[str, str] = {}
         self._pending = _Pending()
-        self._assigned_at: float | None = None  # idle time counts from the last assignment
+        self._progress_at = time.monotonic()  # start, last record, first-time partitions
+        self._owned_ever: set[tuple[str, int]] = set()
+        self._unassigned_since: float | None = None  # no partitions since (None: some)
+        self._unreachable_at: float | None = None  # last "no broker answers" error
         self._closing = False
         self._revocations = 0
         self._suspect = False  # the broker went away: its topics may have been recreated
-        self._lost_at: float | None = None
         self._delivery_errors: list[str] = []
+        self._was_lost = False  # the group dropped us since the last re-join
+        self._joined = False  # the group has answered a join at least once
+        self._last_error = ""  # the client's last error, redacted
+        self._repair: threading.Thread | None = None  # a running `repair_group`
 
     # -- set-up -------------------------------------------------------------------------------
 
     def _client_config(self) -> dict[str, Any]:
         return {
             "bootstrap.servers": self.spec.bootstrap,
-            "logger": logging.getLogger("pharmaflow.kafka.client"),
+            "logger": _CLIENT_LOG,
             "error_cb": self._on_client_error,
             "reconnect.backoff.ms": 100,
             "reconnect.backoff.max.ms": 10_000,
+            **self._security,
         }
 
     def attach(self, ctx: SourceContext) -> None:
         self._ctx = ctx
+        if self._redactor not in _CLIENT_LOG.filters:  # librdkafka's own log lines
+            _CLIENT_LOG.addFilter(self._redactor)
         self._admin = AdminClient(
             {k: v for k, v in self._client_config().items() if k != "error_cb"}
         )
@@ -242,23 +339,40 @@ class KafkaSource:
 
     def _on_client_error(self, error: KafkaError) -> None:
         self._suspect = True
+        text = self._last_error = redact(error.str(), self._secrets)
         if error.fatal():
-            log.error("kafka client fatal error: %s", error.str())
+            log.error("kafka client fatal error: %s", text)
+            return
+        if error.code() in _UNREACHABLE:
+            self._unreachable_at = time.monotonic()
+            self._warn(
+                "unreachable",
+                "cannot reach Kafka at %s (broker unavailable: %s); retrying with backoff",
+                self.spec.bootstrap,
+                text,
+            )
             return
         self._warn(
             f"client-{error.code()}",
-            "kafka %s unavailable or failing (%s); retrying with backoff",
+            "kafka %s failing (%s); retrying with backoff",
             self.spec.bootstrap,
-            error.str(),
+            text,
         )
 
     # -- rebalances ---------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assert self._ctx is not None
-        self._assigned |= {(p.topic, p.partition) for p in partitions}
-        self._lost_at = None
-        self._assigned_at = time.monotonic()
+        given = {(p.topic, p.partition) for p in partitions}
+        self._assigned |= given
+        self._unreachable_at = None  # the group answered
+        if given - self._owned_ever:  # records may wait there: count idle time afresh
+            self._owned_ever |= given
+            self._progress_at = time.monotonic()
+        # The group formed, even if it gave us nothing (more workers than partitions):
+        # nothing to repair, and waiting is right.
+        self._unassigned_since = None
+        self._joined = True
         self._ctx.refresh()  # another worker may have landed these partitions up to a point
         self._marks = self._ctx.landed_offsets()
         self._topic_ids = self._describe_topics()
@@ -282,6 +396,8 @@ class KafkaSource:
         if not self._closing and self._ctx is not None:
             self._ctx.drain()  # land and commit what was handed over, while we still own it
         lost, dropped = self._forget(partitions)
+        if not self._assigned and self._unassigned_since is None:
+            self._unassigned_since = time.monotonic()
         log.info(
             "revoked %s (%d unhanded records left for the next owner)",
             ", ".join(f"{t}[{p}]" for t, p in sorted(lost)) or "nothing",
@@ -294,7 +410,9 @@ class KafkaSource:
         batches already handed over still land, and the bookmarks in their manifests (and
         `_handed`, if the partitions come back to us) keep their records from landing twice."""
         lost, dropped = self._forget(partitions)
-        self._lost_at = time.monotonic()
+        if not self._assigned and self._unassigned_since is None:
+            self._unassigned_since = time.monotonic()
+        self._was_lost = True
         log.warning(
             "lost %d partition(s) (the group dropped this worker); %d unhanded records left",
             len(lost),
@@ -323,7 +441,11 @@ class KafkaSource:
         consumer = self._consumer
         self._subscribe()
         pending = self._pending
-        idle_since = time.monotonic()
+        idle_since = self._progress_at = self._unassigned_since = time.monotonic()
+        # A first join can take a few session timeouts (members killed earlier must time out
+        # first): while a reachable broker forms the group, idle_exit waits as long as the
+        # no-partitions warning does. An unreachable broker gets no such allowance.
+        join_by = idle_since + self._rejoin_after
         max_wait = self.spec.max_wait_ms / 1000
         ticked = True
         while not self.stop.is_set():
@@ -341,22 +463,16 @@ class KafkaSource:
                 good = self._after_outage(good)
             if good:
                 pending.add(good)
-                idle_since = time.monotonic()
+                idle_since = self._progress_at = time.monotonic()
+                self._unreachable_at = None
                 if self.metrics is not None:
                     self.metrics.consumed.labels("kafka").inc(len(good))
             now = time.monotonic()
-            rejoin_after = 3 * self.spec.session_timeout_ms / 1000
-            if self._lost_at is not None and now - self._lost_at > rejoin_after:
-                # Seen with librdkafka against a restarted broker: dropped from the group, it
-                # never rejoins. Subscribing again starts a fresh join.
-                log.warning("no partitions since the group dropped this worker; rejoining")
-                self._lost_at = now
-                consumer.unsubscribe()
-                self._subscribe()
+            self._watch_assignment(now)
             if pending and (len(pending) >= batch_size or now - pending.since >= max_wait):
                 yield self._batch(pending)
                 self._pending = pending = _Pending()
-                idle_since = time.monotonic()
+                idle_since = self._progress_at = time.monotonic()
                 ticked = False
             elif not pending and not ticked and now - idle_since >= max_wait:
                 ticked = True  # the stream paused: let the engine land what it holds
@@ -364,12 +480,86 @@ class KafkaSource:
             elif (
                 not pending
                 and self.idle_exit is not None
-                and self._assigned_at is not None
-                and now - max(idle_since, self._assigned_at) >= self.idle_exit
+                and now - self._progress_at >= self.idle_exit
+                and (self._joined or now >= join_by or self._unreachable_at is not None)
             ):
-                log.info("no records for %.1fs; stopping", self.idle_exit)
+                self._idle_stop()
                 return
         log.info("stop requested; %d unhanded records left unacknowledged", len(pending))
+
+    @property
+    def _rejoin_after(self) -> float:
+        return max(_MIN_REJOIN_SECONDS, _REJOIN_SESSIONS * self.spec.session_timeout_ms / 1000)
+
+    def _watch_assignment(self, now: float) -> None:
+        """No partitions for a few session timeouts: say so and re-join (`_rejoin`)."""
+        since = self._unassigned_since
+        rejoin_after = self._rejoin_after
+        if since is None or now - since < rejoin_after:
+            return
+        self._unassigned_since = now
+        if self._unreachable_at is not None and now - self._unreachable_at < rejoin_after:
+            return  # "cannot reach Kafka" is said already; a new join would not help
+        log.warning(
+            "no partitions assigned for %.0fs in group %s (%d session timeouts); "
+            "checking the group and re-joining",
+            now - since,
+            self.spec.group,
+            _REJOIN_SESSIONS,
+        )
+        self._rejoin()
+
+    def _rejoin(self) -> None:
+        """Repair the group on the broker's side, and after a loss subscribe afresh.
+
+        Seen on Tansu 0.6 (the embedded broker) after workers were killed and others stopped
+        during a join: a member that leaves while the group is forming stays its leader, so
+        every later member waits for a leader that is gone (for minutes, until the broker
+        happens to reload the group). `repair_group` makes that leader expire; its requests
+        are harmless on other brokers (see there). A fresh subscription is needed after the
+        group dropped us (librdkafka against a restarted broker never rejoins by itself), and
+        only then: unsubscribing sends a LeaveGroup, which is what orphans a forming group."""
+        assert self._consumer is not None
+        repairing = self._repair is not None and self._repair.is_alive()
+        if not self._security and not repairing:  # a raw connection speaks PLAINTEXT only
+            self._repair = threading.Thread(
+                target=repair_group,
+                args=(self.spec.bootstrap, self.spec.group, self.spec.topics),
+                kwargs={"session_timeout_ms": self.spec.session_timeout_ms},
+                name="kafka-group-repair",
+                daemon=True,
+            )
+            self._repair.start()
+        if self._was_lost:
+            self._was_lost = False
+            self._consumer.unsubscribe()
+            self._subscribe()
+
+    def _idle_stop(self) -> None:
+        """`idle_exit` expired: stop, and if no broker answers, say so in `unreachable`."""
+        assert self._consumer is not None
+        if self._assigned and self._unreachable_at is None:
+            log.info("no records for %.1fs; stopping", self.idle_exit)
+            return
+        try:
+            self._consumer.list_topics(timeout=_PROBE_SECONDS)
+        except KafkaException:
+            last = f" (last error: {self._last_error})" if self._last_error else ""
+            self.unreachable = (
+                f"cannot reach Kafka at {self.spec.bootstrap}: nothing read in "
+                f"{self.idle_exit:g}s (--idle-exit){last}; check the address, "
+                "PHARMAFLOW_KAFKA_* settings and that the broker runs"
+            )
+            log.warning("%s", self.unreachable)
+            return
+        if self._assigned:
+            log.info("no records for %.1fs; stopping", self.idle_exit)
+        else:
+            log.warning(
+                "no records and no partitions for %.1fs in group %s; stopping (--idle-exit)",
+                self.idle_exit,
+                self.spec.group,
+            )
 
     def _after_outage(self, messages: list[Message]) -> list[Message]:
         """The broker is back after an outage. A topic deleted and created again (a broker
@@ -574,11 +764,16 @@ class KafkaSource:
             return tp.offset
 
     def close(self) -> None:
-        """Leave the group (its partitions go to the others at once) without committing."""
+        """Leave the group (its partitions go to the others at once) without committing.
+        A group repair under way is finished first, so the next run finds the group whole."""
         self._closing = True
+        if self._repair is not None:
+            self._repair.join(timeout=self.spec.session_timeout_ms / 1000 + 15)
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
         if self._producer is not None:
             self._producer.flush(10)
             self._producer = None
+        self._admin = None
+        _CLIENT_LOG.removeFilter(self._redactor)

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
 import orjson
@@ -43,6 +43,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.sources.base import RawBatch, SourceContext
+from pharmaflow.ingest.sources.urls import check_host, check_port, redact, url_password
 from pharmaflow.lake.writers import FILE_WRITER, batch_id
 from pharmaflow.serve.surveys.store import db_error, describe_dsn
 
@@ -80,11 +81,23 @@ class PostgresSpec:
     def description(self) -> str:
         return f"postgresql://{self.where} table={self.table}"
 
+    @property
+    def passwords(self) -> list[str | None]:
+        """What must never be printed: the password in the URL or in a `password=` parameter."""
+        return _passwords(self.dsn, parse_qsl(urlsplit(self.dsn).query))
+
+
+def _passwords(url: str, query: list[tuple[str, str]]) -> list[str | None]:
+    return [url_password(url), *(value for name, value in query if name == "password")]
+
 
 def parse_postgres_url(url: str) -> PostgresSpec:
     """Parse a source URL. Every mistake is one line naming what is wrong (never the URL
     itself: it may hold a password)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed [IPv6 bracket
+        raise PharmaflowError(f"bad host in the postgresql:// source URL ({exc})") from None
     if parts.scheme.lower() not in SCHEMES:
         raise PharmaflowError("not a postgresql:// URL")
     query = parse_qsl(parts.query, keep_blank_values=True)
@@ -99,20 +112,41 @@ def parse_postgres_url(url: str) -> PostgresSpec:
         raise PharmaflowError(
             f"bad table name {table!r}: expected SCHEMA.TABLE of letters, digits and _"
         )
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if port is not None and not 0 < port < 65536:
-        raise PharmaflowError("bad PostgreSQL port in the source URL: expected HOST:PORT")
+    _check_servers(parts.netloc.rpartition("@")[2], {name for name, _ in query})
     rest = [(name, value) for name, value in query if name != "table"]
-    dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), ""))
+    # not urlunsplit: it drops the `//` of an empty host (`postgresql:///db?host=/socket`)
+    dsn = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{urlencode(rest)}" if rest else "")
     try:
         conninfo_to_dict(dsn)  # libpq's own check of the remaining parameters
     except psycopg.ProgrammingError as exc:
         first = (str(exc).strip().splitlines() or ["unparseable"])[0]
-        raise PharmaflowError(f"bad PostgreSQL URL: {first}") from None
+        raise PharmaflowError(
+            f"bad PostgreSQL URL: {redact(first, _passwords(url, query))}"
+        ) from None
     return PostgresSpec(dsn=dsn, table=table, where=describe_dsn(dsn))
+
+
+def _check_servers(hosts: str, params: set[str]) -> None:
+    """`HOST[:PORT][,HOST[:PORT]…]` (libpq allows several): each host named, each port
+    1-65535. A host may instead come as a `host=` parameter (e.g. a socket directory)."""
+    what = "the postgresql:// source URL"
+    if not hosts:
+        if params & {"host", "hostaddr"}:
+            return
+        raise PharmaflowError(f"{what} needs a host: postgresql://HOST:PORT/DB?table=SCHEMA.TABLE")
+    for server in hosts.split(","):
+        port: str | None
+        if server.startswith("["):  # [IPv6] or [IPv6]:PORT
+            inside, bracket, rest = server.partition("]")
+            host, port = inside + bracket, rest[1:] if rest[:1] == ":" else None
+            if not bracket or (rest and port is None):
+                raise PharmaflowError(f"bad host {server!r} in {what}: expected HOST:PORT")
+        else:
+            host, colon, tail = server.partition(":")
+            port = tail if colon else None
+        check_host(host, what)
+        if port is not None:
+            check_port(port, what)
 
 
 def iso_millis(moment: datetime) -> str:
@@ -184,6 +218,13 @@ class PostgresSource:
     def attach(self, ctx: SourceContext) -> None:
         self._ctx = ctx
 
+    def _error(self, exc: psycopg.Error, doing: str) -> PharmaflowError:
+        """One line for a database error (`db_error`), with any password masked: libpq's
+        messages are not ours, and some quote the connection string."""
+        return PharmaflowError(
+            redact(str(db_error(exc, doing, self.spec.where)), self.spec.passwords)
+        )
+
     def check(self) -> PostgresSource:
         self._open()
         return self
@@ -195,7 +236,7 @@ class PostgresSource:
                     self.spec.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
                 )
             except psycopg.Error as exc:
-                raise db_error(exc, "cannot connect to PostgreSQL", self.spec.where) from None
+                raise self._error(exc, "cannot connect to PostgreSQL") from None
             self._conn.isolation_level = IsolationLevel.READ_COMMITTED
             self._table = None
         if self._table is None:
@@ -224,7 +265,7 @@ class PostgresSource:
             }
             server = self._server_id(conn)
         except psycopg.Error as exc:
-            raise db_error(exc, f"cannot read table {self.spec.table}", where) from None
+            raise self._error(exc, f"cannot read table {self.spec.table}") from None
         missing = [c for c in COLUMNS if c not in present]
         if missing:
             raise PharmaflowError(
@@ -268,7 +309,7 @@ class PostgresSource:
                 f"over {LOCK_TIMEOUT_SECONDS}s; try again"
             ) from None
         except psycopg.Error as exc:
-            raise db_error(exc, f"cannot read table {table.topic}", self.spec.where) from None
+            raise self._error(exc, f"cannot read table {table.topic}") from None
         return int(row[0]) if row else 0
 
     def _bookmark(self, table: _Table) -> int:
@@ -289,7 +330,7 @@ class PostgresSource:
             try:
                 rows = conn.execute(query, [last, high, batch_size]).fetchall()
             except psycopg.Error as exc:
-                raise db_error(exc, f"cannot read table {table.topic}", self.spec.where) from None
+                raise self._error(exc, f"cannot read table {table.topic}") from None
             if not rows:
                 break
             yield self._batch(table, rows)
