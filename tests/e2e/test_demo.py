@@ -66,10 +66,10 @@ def test_demo_summary_conserves_events_and_passes_every_dbt_test(demo):
 
 
 def test_the_demo_leaves_an_owner_only_data_dir_without_its_raw_input(demo):
-    """(Before the tests below add files of their own.) The warehouse (free-text comments),
-    lake, vault, logs and dbt's files: nothing in the
-    data dir is readable by other users of the host, and the simulated input (synthetic
-    patient records in the clear) did not stay beside the lake."""
+    """The warehouse (free-text comments), lake, vault, logs and dbt's files: nothing in the
+    data dir is readable by other users of the host, and the simulated input (synthetic patient
+    records in the clear) did not stay beside the lake. (Runs before the tests below add files
+    of their own to the demo's data dir.)"""
     import stat
 
     data_dir, _ = demo
