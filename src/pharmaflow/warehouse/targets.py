@@ -22,11 +22,18 @@ import duckdb
 
 from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
+from pharmaflow.urls import redact, url_password
 
 TARGETS = ("duckdb", "postgres", "bigquery")
 
 # (sql) -> (column names, rows): one read-only query on the build's warehouse
 Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
+
+
+def _secrets(dsn: str) -> list[str | None]:
+    """The password of a URL-form DSN, or of a `password=` pair of a key=value one."""
+    pair = re.search(r"(?:^|\s)password\s*=\s*'?([^'\s]+)", dsn)
+    return [url_password(dsn) if "://" in dsn else None, pair[1] if pair else None]
 
 
 def postgres_connection_params(dsn: str) -> dict[str, Any]:
@@ -40,7 +47,9 @@ def postgres_connection_params(dsn: str) -> dict[str, Any]:
     try:
         parts = conninfo_to_dict(dsn)
     except Exception as exc:  # psycopg.ProgrammingError: not a DSN
-        raise PharmaflowError(f"warehouse_dsn is not a valid PostgreSQL DSN: {exc}") from None
+        # psycopg may quote the DSN back, and a DSN may hold the password
+        said = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "", _secrets(dsn))
+        raise PharmaflowError(f"warehouse_dsn is not a valid PostgreSQL DSN: {said}") from None
     user = str(parts.get("user") or getpass.getuser())
     port = str(parts.get("port") or 5432)
     if not port.isdigit():

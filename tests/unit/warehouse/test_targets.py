@@ -132,3 +132,18 @@ def test_a_secret_reaches_the_profile_only_when_its_target_needs_it(tmp_path: Pa
 def test_bigquery_without_a_project_fails_with_a_sentence(tmp_path: Path):
     with pytest.raises(PharmaflowError, match="BIGQUERY_PROJECT"):
         check_target(Settings(data_dir=tmp_path, warehouse_target="bigquery"))
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://svc:s3cretpw@db.example:5432/wh?bogus=1",
+        "host=db.example password=s3cretpw sslmode",
+    ],
+)
+def test_a_bad_dsn_is_one_line_without_its_password(dsn):
+    from pharmaflow.warehouse.targets import postgres_connection_params
+
+    with pytest.raises(PharmaflowError) as info:
+        postgres_connection_params(dsn)
+    assert "warehouse_dsn" in str(info.value) and "s3cretpw" not in str(info.value)

@@ -49,8 +49,8 @@ from pharmaflow.ingest.metrics import IngestMetrics
 from pharmaflow.ingest.phi.identifiers import identifier_bytes
 from pharmaflow.ingest.phi.vault import SEALED_REJECT
 from pharmaflow.ingest.sources.base import DeadLetter, RawBatch, SourceContext
-from pharmaflow.ingest.sources.urls import RedactingFilter, redact, redact_url, split_server
 from pharmaflow.lake.writers import batch_id
+from pharmaflow.urls import RedactingFilter, redact, redact_url, split_server
 
 if TYPE_CHECKING:
     from pharmaflow.config import Settings

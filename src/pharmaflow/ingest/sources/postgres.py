@@ -43,9 +43,9 @@ from psycopg.conninfo import conninfo_to_dict
 
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.sources.base import RawBatch, SourceContext
-from pharmaflow.ingest.sources.urls import check_host, check_port, redact, url_password
 from pharmaflow.lake.writers import FILE_WRITER, batch_id
 from pharmaflow.serve.surveys.store import db_error, describe_dsn
+from pharmaflow.urls import check_host, check_port, redact, url_password
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.sources.kafka import kafka_security, parse_kafka_url
 from pharmaflow.ingest.sources.postgres import parse_postgres_url
-from pharmaflow.ingest.sources.urls import (
+from pharmaflow.urls import (
     RedactingFilter,
     redact,
     redact_url,
