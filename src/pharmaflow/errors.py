@@ -26,7 +26,13 @@ _OS_ADVICE = {
     "EMFILE": "too many open files; raise the limit (ulimit -n) or use fewer --workers",
 }
 # Libraries that report a full disk without an errno (DuckDB, Arrow): matched on their text.
-_NO_SPACE_TEXT = ("no space left on device", "disk quota exceeded")
+_NO_SPACE_TEXT = ("no space left on device", "disk quota exceeded", "[errno 28]")
+
+
+def says_disk_full(text: str) -> bool:
+    """Whether an error's text is the C library's full-disk message (errno ENOSPC/EDQUOT)."""
+    lowered = text.lower()
+    return any(marker in lowered for marker in _NO_SPACE_TEXT)
 
 
 def os_error_line(exc: BaseException) -> str | None:
@@ -43,8 +49,7 @@ def os_error_line(exc: BaseException) -> str | None:
             if name in _OS_ADVICE:
                 where = f" ({current.filename})" if current.filename else ""
                 return f"{_OS_ADVICE[name]}{where}"
-        text = str(current).lower()
-        if any(marker in text for marker in _NO_SPACE_TEXT):
+        if says_disk_full(str(current)):
             return _OS_ADVICE["ENOSPC"]
         current = current.__cause__ or current.__context__
     return None

@@ -24,7 +24,7 @@ import orjson
 
 from pharmaflow.config import Settings
 from pharmaflow.datadir import DIR_MODE
-from pharmaflow.errors import PharmaflowError
+from pharmaflow.errors import PharmaflowError, says_disk_full
 from pharmaflow.warehouse import build_state, history, targets
 from pharmaflow.warehouse.dbt_env import quiet_dbt
 from pharmaflow.warehouse.set_aside import (
@@ -45,7 +45,6 @@ NodeDone = Callable[[str, str, str], None]
 READER_WAIT_SECONDS = 60.0
 # Node kinds whose success means dbt changed a table (tests only read).
 _WRITING_NODES = frozenset({"model", "seed", "snapshot"})
-_DISK_FULL = ("no space left on device", f"[errno {errno.ENOSPC}]")
 
 
 @dataclass
@@ -163,11 +162,6 @@ def dbt_log_path(settings: Settings) -> Path:
     return settings.warehouse_dir / "dbt" / "logs" / "dbt.log"
 
 
-def _is_disk_full(text: str) -> bool:
-    lowered = text.lower()
-    return any(mark in lowered for mark in _DISK_FULL)
-
-
 def _disk_full(settings: Settings) -> PharmaflowError:
     return PharmaflowError(
         f"disk full: no space left on the device holding {settings.warehouse_dir} during the "
@@ -253,7 +247,7 @@ def _build(settings: Settings, on_node: NodeDone | None, full_refresh: bool) -> 
     try:
         targets.checkpoint(settings)
     except duckdb.Error as exc:  # the build stays unfinished: the next one rebuilds
-        if _is_disk_full(str(exc)):
+        if says_disk_full(str(exc)):
             raise _disk_full(settings) from None
         lines = str(exc).strip().splitlines()
         raise PharmaflowError(
@@ -271,14 +265,14 @@ def _raise_when_dbt_did_not_run(settings: Settings, res: Any, node_results: list
     every later node fails for the same reason, and the tests report nothing true)."""
     exc = res.exception
     if exc is not None and res.result is None:
-        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or _is_disk_full(str(exc)):
+        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or says_disk_full(str(exc)):
             raise _disk_full(settings)
         lines = str(exc).strip().splitlines()
         raise PharmaflowError(
             f"dbt could not run: {lines[0] if lines else type(exc).__name__} "
             f"(dbt's log: {dbt_log_path(settings)})"
         )
-    if any(_is_disk_full(str(getattr(r, "message", "") or "")) for r in node_results):
+    if any(says_disk_full(str(getattr(r, "message", "") or "")) for r in node_results):
         raise _disk_full(settings)
 
 
