@@ -55,12 +55,19 @@ def kafka_url(bootstrap: str, group: str = "test") -> str:
 
 
 def start_worker(
-    data_dir: Path, url: str, slot: int | None = 0, idle_exit: float | None = 4.0, *extra: str
+    data_dir: Path,
+    url: str,
+    slot: int | None = 0,
+    idle_exit: float | None = 4.0,
+    *extra: str,
+    command_name: str = "ingest",
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[str]:
     """One worker process (`slot`), or with `slot=None` the command as users run it: a
-    supervisor that starts one worker and restarts it if it crashes."""
+    supervisor that starts one worker and restarts it if it crashes. `command_name`:
+    `ingest`, or `realtime` for the speed layer; `env`: extra settings."""
     command = [
-        sys.executable, "-m", "pharmaflow", "--data-dir", str(data_dir), "ingest",
+        sys.executable, "-m", "pharmaflow", "--data-dir", str(data_dir), command_name,
         "--source", url, "--json", "--batch-size", "20000",
     ]  # fmt: skip
     if slot is not None:
@@ -73,7 +80,7 @@ def start_worker(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env_with_keys(PHARMAFLOW_INGEST_WORKERS="0"),
+        env=env_with_keys(PHARMAFLOW_INGEST_WORKERS="0", **(env or {})),
     )
 
 

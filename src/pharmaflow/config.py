@@ -144,10 +144,53 @@ class Settings(BaseSettings):
         "in the future) may lie after ingest; later ones are quarantined as out_of_range.",
     )
 
+    realtime_store: str | None = Field(
+        None,
+        description="Speed-layer state: a SQLite file (default <data_dir>/realtime/state.db, "
+        "WAL) or a postgresql:// URL.",
+    )
+    realtime_windows: list[int] = Field(
+        [60, 300], min_length=1, description="Tumbling window widths of the speed layer, seconds."
+    )
+    realtime_allowed_lateness_s: float = Field(
+        86_400.0,
+        ge=0,
+        description="How long after a window's end (event time) events still count in it; "
+        "later ones are counted as late and left to the batch layer.",
+    )
+    realtime_retention_s: float = Field(
+        7 * 86_400.0, gt=0, description="Closed windows older than this are compacted away."
+    )
+    realtime_stuck_hours: dict[str, float] = Field(
+        default_factory=lambda: {
+            "placed": 2.0,
+            "insurance_validated": 24.0,
+            "filled": 24.0,
+            "shipped": 72.0,
+        },
+        description="Hours an order may wait in a stage before the speed layer counts it stuck "
+        "(JSON object; stages placed, insurance_validated, filled, shipped).",
+    )
+    alert_rules: Path | None = Field(
+        None, description="Alert rules (YAML) replacing the shipped default rules."
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("realtime_windows")
+    @classmethod
+    def _window_widths(cls, value: list[int]) -> list[int]:
+        if any(w <= 0 or 86_400 % w for w in value):
+            raise ValueError("each window width must be a positive divisor of a day (seconds)")
+        return sorted(set(value))
+
+    @property
+    def realtime_store_url(self) -> str:
+        """Where the speed layer keeps its state (a SQLite path or a postgresql:// URL)."""
+        return self.realtime_store or str(self.root / "realtime" / "state.db")
 
     @property
     def time_window(self) -> TimeWindow:

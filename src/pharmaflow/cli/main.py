@@ -14,7 +14,20 @@ from typing import Annotated
 
 import typer
 
-from pharmaflow.cli import broker, build, demo, docs, ingest, keys, simulate, sql, trace
+from pharmaflow.cli import (
+    alerts,
+    broker,
+    build,
+    demo,
+    docs,
+    ingest,
+    keys,
+    kpis,
+    realtime,
+    simulate,
+    sql,
+    trace,
+)
 from pharmaflow.cli.output import err_console
 from pharmaflow.errors import PharmaflowError, os_error_line
 
@@ -60,7 +73,20 @@ def _global(
     ctx.obj = settings
 
 
-for module in (simulate, ingest, build, sql, demo, docs, broker, keys, trace):
+for module in (
+    simulate,
+    ingest,
+    realtime,
+    kpis,
+    alerts,
+    build,
+    sql,
+    demo,
+    docs,
+    broker,
+    keys,
+    trace,
+):
     module.register(app)
 
 

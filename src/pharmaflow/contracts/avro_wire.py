@@ -40,6 +40,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from pharmaflow.contracts.model import Contract, FieldSpec, Kind
 from pharmaflow.contracts.registry import ContractRegistry, default_registry
 from pharmaflow.errors import PharmaflowError
+from pharmaflow.ingest.reasons import ReasonCode
 
 with warnings.catch_warnings():
     # The registry client imports authlib, which installs an "always" filter for its own
@@ -77,7 +78,7 @@ class EncodeError(WireError):
 class UnknownSchemaId(WireError):
     """The framed record names a schema id the registry does not have."""
 
-    reason = "unknown_schema_id"
+    reason = ReasonCode.UNKNOWN_SCHEMA_ID
 
     def __init__(self, schema_id: int) -> None:
         super().__init__(f"unknown schema id {schema_id}")

@@ -22,6 +22,7 @@ from typing import Any
 
 from pharmaflow.broker.topics import topic_for
 from pharmaflow.contracts.registry import ContractRegistry, default_registry
+from pharmaflow.ingest.reasons import ReasonCode
 
 # How the patient protector treats each `pharmaflow.phi` class (src/pharmaflow/ingest/phi).
 PHI_TREATMENT = {
@@ -101,45 +102,6 @@ PATTERN_NOTES: dict[str, str] = {
     ),
 }
 
-REASON_CODES: tuple[tuple[str, str, str], ...] = (
-    ("malformed_json", "decode", "not valid JSON; for CSV: not UTF-8, or the wrong column count"),
-    (
-        "duplicate_key",
-        "decode",
-        "a JSON object, at any depth, names the same key twice (also written with escapes: "
-        '`"n\\u0070s"` is `nps`); readers disagree on which copy counts (orjson and PostgreSQL '
-        "take the last, DuckDB the first), so the event has no single meaning",
-    ),
-    ("not_an_object", "decode", "valid JSON, but not an object"),
-    ("undecodable", "decode (Kafka)", "Avro-framed record, but no schema registry configured"),
-    ("unknown_schema_id", "decode (Kafka)", "Avro frame names a schema id the registry lacks"),
-    ("malformed_avro", "decode (Kafka)", "Avro body does not match its writer schema"),
-    ("missing_field", "validate", "a required field is absent, null or an empty string"),
-    ("wrong_type", "validate", 'a value of the wrong JSON type (`"5"` for an integer)'),
-    ("invalid_timestamp", "validate", "not an ISO-8601 timestamp with an offset"),
-    (
-        "invalid_format",
-        "validate",
-        "a date that is not ISO `YYYY-MM-DD`; a decimal string not in plain notation "
-        '(`"1e2"`, `" 12.50"`); a string or key holding U+0000 (PostgreSQL cannot store it); '
-        "a `pharmaflow.pattern` mismatch on a field that is not an identifier (`zip`)",
-    ),
-    ("invalid_identifier", "validate", "an identifier or code does not match its pattern"),
-    ("unknown_enum", "validate", "not one of the enum's symbols"),
-    (
-        "out_of_range",
-        "validate",
-        "outside `pharmaflow.min`/`max`/`exclusive_min`; an integer beyond its Avro type "
-        "(int: 32-bit, long: 64-bit, literals beyond 64 bits included); a non-finite double; a "
-        "decimal with more fractional digits than its scale or more integer digits than "
-        "precision minus scale (never rounded); a timestamp before `PHARMAFLOW_TIMESTAMP_MIN` "
-        "(2000-01-01), an `event_time` more than `PHARMAFLOW_EVENT_TIME_MAX_AHEAD_HOURS` (24) "
-        "after ingest, another timestamp more than `PHARMAFLOW_TIMESTAMP_MAX_AHEAD_DAYS` (366) "
-        "after ingest; a date before 1900-01-01 or after the day of ingest",
-    ),
-    ("unknown_event_type", "validate", "no contract for this `event_type`"),
-    ("unknown_version", "validate", "the event type has no contract of this `event_version`"),
-)
 
 _PATIENT_PHI = frozenset(PHI_TREATMENT) - {"free_text"}
 
@@ -465,7 +427,7 @@ PHI). A record keeps the first reason it fails for.
 def render_contracts_doc(registry: ContractRegistry | None = None) -> str:
     """The whole of `docs/contracts.md` for the contracts in `registry` (default: shipped)."""
     registry = registry or default_registry()
-    reasons = [f"| `{code}` | {stage} | {_cell(text)} |" for code, stage, text in REASON_CODES]
+    reasons = [f"| `{code}` | {code.stage} | {_cell(code.meaning)} |" for code in ReasonCode]
     lines = [
         _HEAD,
         *_envelope_section(registry),

@@ -23,6 +23,7 @@ from pharmaflow.contracts.model import Contract, FieldSpec, Kind
 from pharmaflow.contracts.registry import ContractRegistry, default_registry
 from pharmaflow.ingest.decode import Undecodable, decode
 from pharmaflow.ingest.lifetime import die_with_parent
+from pharmaflow.ingest.reasons import ReasonCode
 from pharmaflow.ingest.rejects import Rejects
 from pharmaflow.ingest.sources.base import RawBatch
 from pharmaflow.ingest.validate import validate
@@ -79,7 +80,7 @@ def analyse(
     fmt: str,
     columns: tuple[str, ...],
     registry: ContractRegistry,
-    decode_errors: dict[int, tuple[str, str]] | None = None,
+    decode_errors: dict[int, tuple[ReasonCode, str]] | None = None,
     window: TimeWindow | None = None,
 ) -> Analysis:
     """`decode_errors`: rows the source already knows cannot be decoded, with (code, detail).
@@ -175,7 +176,7 @@ def _analyse_in_worker(
     payload: bytes | list[bytes],
     fmt: str,
     columns: tuple[str, ...],
-    decode_errors: dict[int, tuple[str, str]],
+    decode_errors: dict[int, tuple[ReasonCode, str]],
 ) -> Analysis:
     registry = _worker_registry or default_registry()
     return analyse(payload, fmt, columns, registry, decode_errors, _worker_window)

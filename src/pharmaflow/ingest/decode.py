@@ -25,6 +25,7 @@ import orjson
 
 from pharmaflow.contracts.model import FieldSpec, Kind
 from pharmaflow.contracts.registry import ContractRegistry
+from pharmaflow.ingest.reasons import ReasonCode
 
 
 class Undecodable:
@@ -33,7 +34,9 @@ class Undecodable:
 
     __slots__ = ("code", "detail", "field")
 
-    def __init__(self, detail: str, code: str = "malformed_json", field: str | None = None) -> None:
+    def __init__(
+        self, detail: str, code: ReasonCode = ReasonCode.MALFORMED_JSON, field: str | None = None
+    ) -> None:
         self.detail = detail
         self.code = code
         self.field = field
@@ -181,16 +184,16 @@ def _exact_check(raw: bytes, declared: Collection[str]) -> Undecodable | None:
     dotted = ".".join(path)
     field = dotted if dotted in declared else None
     where = "" if field is not None or not path else " (in a field the contract does not declare)"
-    if code == "duplicate_key":
+    if code == ReasonCode.DUPLICATE_KEY:
         return Undecodable(
             "a key appears more than once in one object; readers disagree on which value "
             "counts" + where,
-            "duplicate_key",
+            ReasonCode.DUPLICATE_KEY,
             field,
         )
     return Undecodable(
         "text contains the NUL character (U+0000), which the warehouse cannot store" + where,
-        "invalid_format",
+        ReasonCode.INVALID_FORMAT,
         field,
     )
 
@@ -198,7 +201,7 @@ def _exact_check(raw: bytes, declared: Collection[str]) -> Undecodable | None:
 def _first_problem(value: Any, path: list[str]) -> tuple[list[str], str] | None:
     if isinstance(value, dict):
         if isinstance(value, _Repeated):
-            return [*path, value.key], "duplicate_key"
+            return [*path, value.key], ReasonCode.DUPLICATE_KEY
         for key, item in value.items():
             if "\x00" in key:
                 return [*path, key], "nul"

@@ -16,6 +16,8 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 from prometheus_client import Counter as PromCounter
 
+from pharmaflow.ingest.counts import BatchCounts
+
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -77,6 +79,12 @@ class IngestMetrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def batch_done(self, counts: BatchCounts, seconds: float) -> None:
+        """A batch was acknowledged (the run loop's observer)."""
+        self.count(counts.landed_types, counts.duplicate_types, counts.quarantined_types)
+        self.replayed.inc(counts.replayed)
+        self.batch_seconds.observe(seconds)
 
     def count(
         self,

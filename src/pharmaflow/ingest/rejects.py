@@ -11,6 +11,8 @@ from collections import Counter
 
 import numpy as np
 
+from pharmaflow.ingest.reasons import ReasonCode
+
 
 class Rejects:
     def __init__(self, n: int) -> None:
@@ -19,7 +21,7 @@ class Rejects:
         self.field = np.full(n, None, dtype=object)
         self.detail = np.full(n, None, dtype=object)
 
-    def reject(self, rows: np.ndarray, code: str, field: str | None, detail: str) -> None:
+    def reject(self, rows: np.ndarray, code: ReasonCode, field: str | None, detail: str) -> None:
         """Mark `rows` (indices, or a boolean mask over all rows) as failing, unless already
         failed."""
         if rows.dtype == bool:

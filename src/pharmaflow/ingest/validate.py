@@ -30,6 +30,7 @@ from pharmaflow.config import TimeWindow
 from pharmaflow.contracts.model import FieldSpec, Kind
 from pharmaflow.contracts.registry import ContractRegistry
 from pharmaflow.ingest.decode import Undecodable
+from pharmaflow.ingest.reasons import ReasonCode
 from pharmaflow.ingest.rejects import Rejects
 
 TIMESTAMP_UTC = pa.timestamp("us", tz="UTC")
@@ -57,7 +58,10 @@ _JSON_TYPES: dict[Kind, frozenset[type]] = {
     Kind.BOOLEAN: frozenset({bool}),
     Kind.STRING_LIST: frozenset({list}),
 }
-_PARSED_FROM_TEXT = {Kind.TIMESTAMP: "invalid_timestamp", Kind.DATE: "invalid_format"}
+_PARSED_FROM_TEXT = {
+    Kind.TIMESTAMP: ReasonCode.INVALID_TIMESTAMP,
+    Kind.DATE: ReasonCode.INVALID_FORMAT,
+}
 _EXPECTED = {
     Kind.STRING: "a string",
     Kind.ENUM: "a string",
@@ -163,13 +167,13 @@ def typed_column(values: list[Any], spec: FieldSpec) -> tuple[pa.Array, np.ndarr
         wrong = ~np.isin(_type_codes(values), allowed_codes)
         if kind is Kind.INT:  # an integer beyond int64 is out of range, not of the wrong type
             huge = np.fromiter(map(_beyond_int64, values), dtype=bool, count=n)
-            codes[huge] = "out_of_range"
+            codes[huge] = ReasonCode.OUT_OF_RANGE
             wrong &= ~huge
-        codes[wrong] = "wrong_type"
+        codes[wrong] = ReasonCode.WRONG_TYPE
         values = [None if c is not None else v for v, c in zip(values, codes, strict=True)]
     elif kind is Kind.INT and not _all_int64(values):
         huge = np.fromiter(map(_beyond_int64, values), dtype=bool, count=n)
-        codes[huge] = "out_of_range"
+        codes[huge] = ReasonCode.OUT_OF_RANGE
         values = [None if h else v for v, h in zip(values, huge, strict=True)]
     if kind is Kind.DECIMAL:
         return _decimal_column(spec, values, codes), codes
@@ -178,7 +182,11 @@ def typed_column(values: list[Any], spec: FieldSpec) -> tuple[pa.Array, np.ndarr
     text_parsed = kind in _PARSED_FROM_TEXT
     build_type = pa.string() if text_parsed else _TARGET[kind]
     arr = _isolate(
-        n, lambda lo, hi: pa.array(values[lo:hi], type=build_type), build_type, codes, "wrong_type"
+        n,
+        lambda lo, hi: pa.array(values[lo:hi], type=build_type),
+        build_type,
+        codes,
+        ReasonCode.WRONG_TYPE,
     )
     if text_parsed:
         arr = parse_text(kind, arr, codes)
@@ -249,20 +257,20 @@ def _decimal_column(spec: FieldSpec, values: list[Any], codes: np.ndarray) -> pa
         inexact = pc.not_equal(pc.round(floats, scale), floats)
         too_big = pc.greater_equal(pc.abs(floats), 10.0**whole_digits)
         bad = pc.fill_null(pc.or_(inexact, too_big), False).to_numpy(zero_copy_only=False)
-        codes[numbers[bad]] = "out_of_range"
+        codes[numbers[bad]] = ReasonCode.OUT_OF_RANGE
         floats = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), floats)
         typed = floats.cast(target)
         out.append(typed if numbers.size == n else _scatter(n, numbers, typed))
     if strings.size:
         text = pa.array([values[i] for i in strings.tolist()], pa.string())
         plain = pc.match_substring_regex(text, _DECIMAL_TEXT).to_numpy(zero_copy_only=False)
-        codes[strings[~plain]] = "invalid_format"
+        codes[strings[~plain]] = ReasonCode.INVALID_FORMAT
         fraction = pc.utf8_length(pc.replace_substring_regex(text, r"^[^.]*\.?", ""))
         whole = pc.utf8_length(pc.replace_substring_regex(text, r"^-?0*([0-9]*).*$", r"\1"))
         bad = plain & pc.or_(pc.greater(fraction, scale), pc.greater(whole, whole_digits)).to_numpy(
             zero_copy_only=False
         )
-        codes[strings[bad]] = "out_of_range"
+        codes[strings[bad]] = ReasonCode.OUT_OF_RANGE
         keep = pa.array(plain & ~bad)
         out.append(_scatter(n, strings, pc.if_else(keep, text, None).cast(target)))
     if len(out) == 1:
@@ -343,14 +351,21 @@ def _check_items(spec: FieldSpec, values: list[Any], rows: np.ndarray, rej: Reje
                 if type(item) is not str:
                     (nulls if item is None else wrong).append(i)
                     break
-    rej.reject(rows[np.array(nulls, dtype=np.int64)], "missing_field", where, "a list item is null")
-    rej.reject(rows[np.array(wrong, dtype=np.int64)], "wrong_type", where, "expected a string")
+    rej.reject(
+        rows[np.array(nulls, dtype=np.int64)],
+        ReasonCode.MISSING_FIELD,
+        where,
+        "a list item is null",
+    )
+    rej.reject(
+        rows[np.array(wrong, dtype=np.int64)], ReasonCode.WRONG_TYPE, where, "expected a string"
+    )
     dropped = set(nulls) | set(wrong)
     return [None if i in dropped else v for i, v in enumerate(values)]
 
 
 def _detail(spec: FieldSpec, code: str) -> str:
-    if code == "out_of_range":
+    if code == ReasonCode.OUT_OF_RANGE:
         if spec.kind is Kind.DECIMAL:
             return (
                 f"must have at most {spec.scale} decimal places and at most "
@@ -388,14 +403,16 @@ def check_rules(
         missing = arr.is_null().to_numpy(zero_copy_only=False) & ~bad
         if spec.kind in (Kind.STRING, Kind.ENUM):
             missing |= pc.fill_null(pc.equal(arr, ""), False).to_numpy(zero_copy_only=False)
-        rej.reject(rows[missing], "missing_field", spec.path, "required field is absent or null")
+        rej.reject(
+            rows[missing], ReasonCode.MISSING_FIELD, spec.path, "required field is absent or null"
+        )
     if spec.kind is Kind.STRING_LIST and arr.null_count < len(arr):
         items = pc.list_flatten(arr)
         if items.null_count:
             parents = pc.list_parent_indices(arr).filter(items.is_null())
             rej.reject(
                 rows[np.unique(parents.to_numpy(zero_copy_only=False))],
-                "missing_field",
+                ReasonCode.MISSING_FIELD,
                 spec.path + "[]",
                 "a list item is null",
             )
@@ -403,13 +420,13 @@ def check_rules(
         unknown = pc.invert(pc.fill_null(pc.is_in(arr, value_set=pa.array(spec.symbols)), True))
         rej.reject(
             rows[unknown.to_numpy(zero_copy_only=False)],
-            "unknown_enum",
+            ReasonCode.UNKNOWN_ENUM,
             spec.path,
             f"expected one of {', '.join(spec.symbols)}",
         )
     _reject_outside(spec, arr, rows, rej, limits)
     if spec.pattern:
-        code = "invalid_identifier" if spec.identifier else "invalid_format"
+        code = ReasonCode.INVALID_IDENTIFIER if spec.identifier else ReasonCode.INVALID_FORMAT
         if spec.kind is Kind.STRING_LIST:  # the pattern is each item's
             items = pc.list_flatten(arr)
             mismatch = pc.invert(pc.fill_null(pc.match_substring_regex(items, spec.pattern), True))
@@ -432,11 +449,11 @@ def _reject_outside(
     if spec.int_range is not None and spec.int_range != _INT64 and len(arr):
         lo, hi = spec.int_range
         outside = pc.or_(pc.less(arr, lo), pc.greater(arr, hi))
-        rej.reject(_mask(outside, rows), "out_of_range", spec.path, _int_range_text(spec))
+        rej.reject(_mask(outside, rows), ReasonCode.OUT_OF_RANGE, spec.path, _int_range_text(spec))
     elif spec.kind is Kind.DOUBLE and len(arr):
         rej.reject(
             _mask(pc.invert(pc.is_finite(arr)), rows),
-            "out_of_range",
+            ReasonCode.OUT_OF_RANGE,
             spec.path,
             "must be a finite number",
         )
@@ -444,10 +461,10 @@ def _reject_outside(
     if window is not None and len(arr):
         lo, hi, text = window
         outside = pc.or_(pc.less(arr, lo), pc.greater(arr, hi))
-        rej.reject(_mask(outside, rows), "out_of_range", spec.path, text)
+        rej.reject(_mask(outside, rows), ReasonCode.OUT_OF_RANGE, spec.path, text)
     out_of_range = _range_violations(spec, arr)
     if out_of_range is not None:
-        rej.reject(rows[out_of_range], "out_of_range", spec.path, _range_text(spec))
+        rej.reject(rows[out_of_range], ReasonCode.OUT_OF_RANGE, spec.path, _range_text(spec))
 
 
 def _mask(condition: pa.Array, rows: np.ndarray) -> np.ndarray:
@@ -518,11 +535,13 @@ def check_record(
         if child.kind is Kind.RECORD:
             kinds = record_kinds(values)
             if kinds is not None:
-                rej.reject(rows[kinds == 2], "wrong_type", child.path, "expected an object")
+                rej.reject(
+                    rows[kinds == 2], ReasonCode.WRONG_TYPE, child.path, "expected an object"
+                )
                 if child.required:
                     rej.reject(
                         rows[kinds == 0],
-                        "missing_field",
+                        ReasonCode.MISSING_FIELD,
                         child.path,
                         "required field is absent or null",
                     )
@@ -646,7 +665,7 @@ def _check_struct(
             if child.required:
                 rej.reject(
                     rows[arr.is_null().to_numpy(zero_copy_only=False)],
-                    "missing_field",
+                    ReasonCode.MISSING_FIELD,
                     child.path,
                     "required field is absent or null",
                 )
@@ -696,7 +715,7 @@ def validate(
         for i in np.flatnonzero(kinds == 2):
             if isinstance(docs[i], Undecodable):
                 rej.reject(np.array([i]), docs[i].code, docs[i].field, docs[i].detail)
-        rej.reject(kinds != 1, "not_an_object", None, "an event must be a JSON object")
+        rej.reject(kinds != 1, ReasonCode.NOT_AN_OBJECT, None, "an event must be a JSON object")
         docs = [d if type(d) is dict else _EMPTY for d in docs]
 
     envelope: dict[str, pa.Array] = {}
@@ -704,8 +723,10 @@ def validate(
     payloads = list(map(dict.get, docs, repeat("payload")))
     pkinds = record_kinds(payloads)
     if pkinds is not None:
-        rej.reject(pkinds == 0, "missing_field", "payload", "required field is absent or null")
-        rej.reject(pkinds == 2, "wrong_type", "payload", "expected an object")
+        rej.reject(
+            pkinds == 0, ReasonCode.MISSING_FIELD, "payload", "required field is absent or null"
+        )
+        rej.reject(pkinds == 2, ReasonCode.WRONG_TYPE, "payload", "expected an object")
         payloads = [p if type(p) is dict else _EMPTY for p in payloads]
 
     result = Validated(rej, envelope, docs)
@@ -717,7 +738,9 @@ def validate(
         if rows.size == 0:
             continue
         if registry.get(event_type) is None:
-            rej.reject(rows, "unknown_event_type", "event_type", "no contract for this event type")
+            rej.reject(
+                rows, ReasonCode.UNKNOWN_EVENT_TYPE, "event_type", "no contract for this event type"
+            )
             continue
         for version in np.unique(versions[rows]).tolist():
             vrows = rows[versions[rows] == version]
@@ -725,7 +748,7 @@ def validate(
             if contract is None:
                 rej.reject(
                     vrows,
-                    "unknown_version",
+                    ReasonCode.UNKNOWN_VERSION,
                     "event_version",
                     f"known versions: {registry.versions(event_type)}",
                 )

@@ -114,8 +114,13 @@ def run_worker_group(
     workers: int,
     idle_exit: float | None = None,
     metrics_port: int | None = None,
+    command_name: str = "ingest",
+    result_type: type[IngestResult] = IngestResult,
+    extra_args: tuple[str, ...] = (),
 ) -> IngestResult:
     """Start `workers` worker processes and wait for all; their results, added up.
+    `command_name` is the CLI command each worker runs (`ingest`, or `realtime` for the speed
+    layer, whose results are `result_type`), with `extra_args` passed through.
 
     A worker killed by a signal we did not send (a crash in native code: librdkafka has been
     seen to segfault when a restarted broker drops the group) is started again, up to
@@ -136,8 +141,8 @@ def run_worker_group(
     def command(slot: int) -> list[str]:
         args = [
             sys.executable, "-m", "pharmaflow", "--data-dir", str(settings.root),
-            "ingest", "--source", source, "--worker-slot", str(slot), "--json",
-            "--batch-size", str(settings.batch_size),
+            command_name, "--source", source, "--worker-slot", str(slot), "--json",
+            "--batch-size", str(settings.batch_size), *extra_args,
         ]  # fmt: skip
         if idle_exit is not None:
             args += ["--idle-exit", str(idle_exit)]
@@ -180,7 +185,10 @@ def run_worker_group(
                 finished[slot] = (child.returncode, out)
                 return
             log.warning(
-                "ingest worker %d died of signal %d; restarting it", slot, -child.returncode
+                "%s worker %d died of signal %d; restarting it",
+                command_name,
+                slot,
+                -child.returncode,
             )
             time.sleep(1.0)
 
@@ -201,17 +209,18 @@ def run_worker_group(
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
-    total = IngestResult()
+    total = result_type()
     failed = sorted(slot for slot, (code, _) in finished.items() if code != 0)
     for code, out in finished.values():
         if code == 0:
-            total.merge(IngestResult.from_dict(orjson.loads(_last_line(out))))
+            total.merge(result_type.from_dict(orjson.loads(_last_line(out))))
     if failed or len(finished) != workers:
         said = sorted({reported[slot] for slot in failed if slot in reported})
         if said and all(slot in reported for slot in failed):
             raise PharmaflowError("; ".join(said))  # what they said, once
         raise PharmaflowError(
-            f"ingest worker(s) {', '.join(map(str, failed))} failed; see {settings.logs_dir}"
+            f"{command_name} worker(s) {', '.join(map(str, failed))} failed; "
+            f"see {settings.logs_dir}"
         )
     return total
 

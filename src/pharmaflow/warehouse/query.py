@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pharmaflow.errors import PharmaflowError
+from pharmaflow.ingest.counts import MANIFEST_FIELDS
 from pharmaflow.lake.layout import LakeLayout, part_batch_id
 
 if TYPE_CHECKING:
@@ -45,7 +46,6 @@ LAKE_TABLES = ("manifests", "bronze", "quarantine")
 _LAKE_REF = re.compile(r'(?<![\w.])"?lake"?\s*\.\s*"?(\w+)', re.IGNORECASE)
 # Statement kinds that only read. PIVOT parses as MULTI (it defines its enum types first).
 _READING = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL", "MULTI"})
-_COUNTS = ("records", "landed", "duplicates", "quarantined", "blank", "undeclared_stripped")
 
 
 def run_query(
@@ -200,7 +200,7 @@ def _manifest_table(manifests: dict[str, Path]) -> pa.Table:
             ("offsets", pa.list_(offset)),
             ("ingest_time", pa.timestamp("us")),
             ("committed_at", pa.timestamp("us")),
-            *((name, pa.int64()) for name in _COUNTS),
+            *((name, pa.int64()) for name in MANIFEST_FIELDS),
             ("quarantine_reasons", pa.map_(pa.string(), pa.int64())),
             ("files", pa.int32()),
         ]
@@ -224,7 +224,7 @@ def _manifest_table(manifests: dict[str, Path]) -> pa.Table:
                     ],
                     "ingest_time": _utc(m.get("ingest_time")),
                     "committed_at": _utc(m.get("committed_at")),
-                    **{name: counts.get(name) for name in _COUNTS},
+                    **{name: counts.get(name) for name in MANIFEST_FIELDS},
                     "quarantine_reasons": list((m.get("quarantine_reasons") or {}).items()),
                     "files": len(m.get("files") or []),
                 }

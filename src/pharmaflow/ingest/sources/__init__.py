@@ -11,7 +11,12 @@ from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.metrics import IngestMetrics
 from pharmaflow.ingest.sources.base import RawBatch, Source
 from pharmaflow.ingest.sources.files import CsvFileSource, JsonlFileSource
-from pharmaflow.ingest.sources.kafka import KafkaSource, kafka_security, parse_kafka_url
+from pharmaflow.ingest.sources.kafka import (
+    DEFAULT_GROUP,
+    KafkaSource,
+    kafka_security,
+    parse_kafka_url,
+)
 from pharmaflow.ingest.sources.postgres import PostgresSource, is_postgres_url, parse_postgres_url
 
 if TYPE_CHECKING:
@@ -33,6 +38,7 @@ def open_sources(
     idle_exit: float | None = None,
     metrics: IngestMetrics | None = None,
     settings: Settings | None = None,
+    default_group: str = DEFAULT_GROUP,
 ) -> list[Source]:
     """A Kafka URL, a PostgreSQL table URL, a file, or every JSONL/CSV file in a directory
     (sorted), as sources. `settings` gives a Kafka source its credentials and security
@@ -41,7 +47,7 @@ def open_sources(
     if is_stream(spec):
         if default_bootstrap is None and settings is not None:
             default_bootstrap = settings.kafka_bootstrap_servers
-        kafka = parse_kafka_url(spec, default_bootstrap)
+        kafka = parse_kafka_url(spec, default_bootstrap, default_group)
         return [KafkaSource(kafka, stop, idle_exit, metrics, kafka_security(settings))]
     if is_postgres_url(spec):
         return [PostgresSource(parse_postgres_url(spec)).check()]

@@ -3,16 +3,22 @@
 A source only reads bytes and says where they came from; decoding, validation and landing are
 the engine's. That keeps file, Kafka, Pub/Sub and HTTP sources small and identical downstream.
 `ack` is called once a batch is durably committed — a Kafka source commits offsets there.
-Stream sources also get a `SourceContext` (through `attach`) to reach the lake's bookmarks.
+Stream sources also get a `SourceContext` (through `attach`) to reach the committed bookmarks
+(the lake's for ingest, the state store's for the speed layer).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from pharmaflow.ingest.reasons import ReasonCode
+
+if TYPE_CHECKING:
+    from pharmaflow.ingest.sinks.base import Sink
 
 
 @dataclass
@@ -42,8 +48,11 @@ class RawBatch:
     topics: list[str] | None = None
     keys: list[bytes | None] | None = None
     replayed: int = 0
-    decode_errors: dict[int, tuple[str, str]] = field(default_factory=dict)  # (code, detail)
+    decode_errors: dict[int, tuple[ReasonCode, str]] = field(default_factory=dict)  # (code, detail)
     offset_ranges: list[list[Any]] = field(default_factory=list)
+    # When the batch's first record was produced (epoch seconds, the broker's timestamp):
+    # where known, the speed layer's event-to-commit latency is measured from it.
+    produced_at: float | None = None
 
     @property
     def raw_is_json(self) -> bool:
@@ -90,25 +99,44 @@ class DeadLetter:
 class SourceContext:
     """What the engine lends a stream source.
 
-    `refresh` takes in batches other writers committed (their offsets and event ids), for a
-    source that was just handed partitions another worker owned; `landed_offsets` then gives
-    the highest landed offset per (topic, topic id, partition); `drain` lands and commits every
-    batch handed over so far, for a source about to lose partitions (a rebalance) or to stop.
+    `refresh(partitions)` takes in what other writers committed (offsets, event ids, state),
+    for a source that was just handed these (topic, partition)s, which another worker may have
+    owned; `landed_offsets` then gives the highest committed offset per (topic, topic id,
+    partition); `drain` lands and commits every batch handed over so far, for a source about
+    to lose partitions (a rebalance) or to stop; `release(partitions)` says they are gone (the
+    speed layer drops their state from memory).
     """
 
     writer: str
-    refresh: Callable[[], None]
+    refresh: Callable[[list[tuple[str, int]]], None]
     landed_offsets: Callable[[], dict[tuple[str, str, int], int]]
     drain: Callable[[], None]
+    release: Callable[[list[tuple[str, int]]], None] = lambda _partitions: None
 
 
-class Source(Protocol):
+class Source:
     """A stream of raw batches. Implementations: `JsonlFileSource`, `CsvFileSource`,
-    `KafkaSource`. A stream source may also define `attach(SourceContext)`, `close()` and
-    `dead_letter(batch, letters)` (called before the batch commits)."""
+    `PostgresSource`, `KafkaSource`.
 
-    description: str
+    Every source has the same four hooks, so the run loop calls them without probing: `attach`
+    (a stream source gets the engine's `SourceContext` before the first batch), `batches`,
+    `ack` (the batch is committed: move the bookmark), `dead_letter_sink` (where the source's
+    rejected records go back to, if anywhere: a Kafka source's `<topic>.dlq`), `close`."""
 
-    def batches(self, batch_size: int) -> Iterator[RawBatch]: ...
+    description: str = ""
 
-    def ack(self, batch: RawBatch) -> None: ...
+    def attach(self, ctx: SourceContext) -> None:
+        """Before the first batch: what the engine lends a stream source (default: nothing)."""
+
+    def batches(self, batch_size: int) -> Iterator[RawBatch]:
+        raise NotImplementedError
+
+    def ack(self, batch: RawBatch) -> None:
+        """`batch` is durably committed (default: nothing to move)."""
+
+    def dead_letter_sink(self) -> Sink | None:
+        """The sink for this source's rejected records (default: none, quarantine only)."""
+        return None
+
+    def close(self) -> None:
+        """After the last batch, also after a failure (default: nothing to release)."""

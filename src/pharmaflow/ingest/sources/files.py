@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 
 from pharmaflow.errors import PharmaflowError
-from pharmaflow.ingest.sources.base import RawBatch
+from pharmaflow.ingest.sources.base import RawBatch, Source
 
 
 def fingerprint(blob: bytes) -> str:
@@ -47,7 +47,7 @@ def _test_pause() -> None:
         time.sleep(0.02)
 
 
-class _LineFileSource:
+class _LineFileSource(Source):
     kind = "file"
     format = "json"
     _skip_header = False

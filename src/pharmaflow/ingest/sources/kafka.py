@@ -32,6 +32,7 @@ import numpy as np
 import orjson
 from confluent_kafka import (
     OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     KafkaError,
     KafkaException,
@@ -43,12 +44,12 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from pharmaflow.broker.group_repair import repair_group
-from pharmaflow.broker.topics import DOMAIN_TOPICS, dead_letter_topic, ensure_dead_letter_topics
+from pharmaflow.broker.topics import DOMAIN_TOPICS, ensure_dead_letter_topics
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.metrics import IngestMetrics
-from pharmaflow.ingest.phi.identifiers import identifier_bytes
-from pharmaflow.ingest.phi.vault import SEALED_REJECT
-from pharmaflow.ingest.sources.base import DeadLetter, RawBatch, SourceContext
+from pharmaflow.ingest.reasons import ReasonCode
+from pharmaflow.ingest.sinks.dead_letters import DeadLetterSink
+from pharmaflow.ingest.sources.base import RawBatch, Source, SourceContext
 from pharmaflow.lake.writers import batch_id
 from pharmaflow.urls import RedactingFilter, redact, redact_url, split_server
 
@@ -96,9 +97,12 @@ class KafkaSpec:
         return f"kafka://{self.bootstrap} topics={','.join(self.topics)} group={self.group}"
 
 
-def parse_kafka_url(url: str, default_bootstrap: str | None = None) -> KafkaSpec:
+def parse_kafka_url(
+    url: str, default_bootstrap: str | None = None, default_group: str = DEFAULT_GROUP
+) -> KafkaSpec:
     """Parse a source URL; a URL without a host uses `default_bootstrap`
-    (`KAFKA_BOOTSTRAP_SERVERS`). Every mistake is one line naming what is wrong, and never
+    (`KAFKA_BOOTSTRAP_SERVERS`), one without `group=` the consumer group `default_group`.
+    Every mistake is one line naming what is wrong, and never
     echoes credentials: a URL holding any is refused (they come from settings)."""
     try:
         parts = urlsplit(url)
@@ -138,7 +142,7 @@ def parse_kafka_url(url: str, default_bootstrap: str | None = None) -> KafkaSpec
     return KafkaSpec(
         bootstrap=bootstrap,
         topics=topics,
-        group=one.get("group") or DEFAULT_GROUP,
+        group=one.get("group") or default_group,
         schema_registry=one.get("schema_registry") or None,
         **numbers,
     )
@@ -212,6 +216,7 @@ class _Pending:
     partitions: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     since: float = 0.0
+    produced: float | None = None  # the broker timestamp of the first message (epoch s)
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -219,6 +224,8 @@ class _Pending:
     def add(self, messages: list[Message]) -> None:
         if not self.offsets:
             self.since = time.monotonic()
+            kind, millis = messages[0].timestamp()
+            self.produced = millis / 1000 if kind != TIMESTAMP_NOT_AVAILABLE else None
         self.values.extend([m.value() or b"" for m in messages])
         self.keys.extend([m.key() for m in messages])
         self.topics.extend([m.topic() for m in messages])
@@ -237,7 +244,7 @@ class _Pending:
         return dropped
 
 
-class KafkaSource:
+class KafkaSource(Source):
     """One consumer-group member. `stop` ends the stream (SIGTERM); `idle_exit` ends it after
     that many seconds without a record (bounded runs: demo, tests, bench), counted from the
     start or the last record read, whether or not partitions are assigned or the broker
@@ -290,7 +297,7 @@ class KafkaSource:
         self._closing = False
         self._revocations = 0
         self._suspect = False  # the broker went away: its topics may have been recreated
-        self._delivery_errors: list[str] = []
+        self._letters: DeadLetterSink | None = None
         self._was_lost = False  # the group dropped us since the last re-join
         self._joined = False  # the group has answered a join at least once
         self._last_error = ""  # the client's last error, redacted
@@ -373,7 +380,8 @@ class KafkaSource:
         # nothing to repair, and waiting is right.
         self._unassigned_since = None
         self._joined = True
-        self._ctx.refresh()  # another worker may have landed these partitions up to a point
+        # another worker may have landed these partitions up to a point
+        self._ctx.refresh(sorted(given))
         self._marks = self._ctx.landed_offsets()
         self._topic_ids = self._describe_topics()
         try:
@@ -396,6 +404,8 @@ class KafkaSource:
         if not self._closing and self._ctx is not None:
             self._ctx.drain()  # land and commit what was handed over, while we still own it
         lost, dropped = self._forget(partitions)
+        if self._ctx is not None:
+            self._ctx.release(sorted(lost))
         if not self._assigned and self._unassigned_since is None:
             self._unassigned_since = time.monotonic()
         log.info(
@@ -632,6 +642,7 @@ class KafkaSource:
             replayed=int(skip.sum()),
             decode_errors=errors,
             offset_ranges=ranges,
+            produced_at=pending.produced,
         )
 
     def _replayed(
@@ -665,15 +676,18 @@ class KafkaSource:
 
     def _decode(
         self, values: list[bytes], topics: list[str]
-    ) -> tuple[list[bytes], dict[int, tuple[str, str]]]:
+    ) -> tuple[list[bytes], dict[int, tuple[ReasonCode, str]]]:
         """Avro-framed records become their JSON form; what cannot be decoded is marked."""
         framed = [i for i, v in enumerate(values) if v[:1] == b"\x00"]
         if not framed:
             return values, {}
-        errors: dict[int, tuple[str, str]] = {}
+        errors: dict[int, tuple[ReasonCode, str]] = {}
         if self._wire is None:
             for i in framed:
-                errors[i] = ("undecodable", "Avro-framed record but no schema_registry configured")
+                errors[i] = (
+                    ReasonCode.UNDECODABLE,
+                    "Avro-framed record but no schema_registry configured",
+                )
             return values, errors
         from pharmaflow.contracts.avro_wire import UnknownSchemaId, WireError
 
@@ -682,52 +696,23 @@ class KafkaSource:
             try:
                 values[i] = orjson.dumps(self._wire.decode(values[i], topics[i]))
             except UnknownSchemaId as exc:
-                errors[i] = ("unknown_schema_id", str(exc))
+                errors[i] = (ReasonCode.UNKNOWN_SCHEMA_ID, str(exc))
             except WireError as exc:
-                errors[i] = ("malformed_avro", str(exc))
+                errors[i] = (ReasonCode.MALFORMED_AVRO, str(exc))
         return values, errors
 
     # -- after the engine ---------------------------------------------------------------------
 
-    def dead_letter(self, batch: RawBatch, letters: list[DeadLetter]) -> None:
-        """Send invalid records to `<topic>.dlq`, reason in headers; wait until delivered.
-
-        The engine hands over values already sealed (see `IngestEngine._dead_letters`);
-        `value_protection` says how, so a reader knows the bytes are no event. A key that is
-        not a plain identifier may itself be patient data: it is withheld (`key_withheld`)."""
-        assert self._producer is not None
-        producer = self._producer
-
-        def delivered(error: KafkaError | None, _message: Message) -> None:
-            if error is not None:
-                self._delivery_errors.append(error.str())
-
-        for letter in letters:
-            key = identifier_bytes(letter.key)
-            withheld = [("key_withheld", b"true")] if key is None and letter.key else []
-            producer.produce(
-                dead_letter_topic(letter.topic),
-                value=letter.value,
-                key=key,
-                headers=[
-                    ("value_protection", SEALED_REJECT.encode()),
-                    *withheld,
-                    ("reason_code", letter.reason_code.encode()),
-                    ("reason_field", (letter.reason_field or "").encode()),
-                    ("reason_detail", letter.reason_detail.encode()),
-                    ("source_topic", letter.topic.encode()),
-                    ("source_partition", str(letter.partition).encode()),
-                    ("source_offset", str(letter.offset).encode()),
-                    ("batch_id", batch.batch_id.encode()),
-                ],
-                on_delivery=delivered,
+    def dead_letter_sink(self) -> DeadLetterSink:
+        """Rejected records go to `<topic>.dlq` through this source's producer."""
+        assert self._producer is not None, "attach() first"
+        if self._letters is None:
+            bootstrap = self.spec.bootstrap
+            self._letters = DeadLetterSink(
+                self._producer,
+                lambda: self._warn("dlq-flush", "waiting to deliver dead letters to %s", bootstrap),
             )
-            producer.poll(0)
-        while producer.flush(5.0):
-            self._warn("dlq-flush", "waiting to deliver dead letters to %s", self.spec.bootstrap)
-        if self._delivery_errors:
-            errors, self._delivery_errors = self._delivery_errors, []
-            raise PharmaflowError(f"dead letters not delivered: {errors[0]}")
+        return self._letters
 
     def ack(self, batch: RawBatch) -> None:
         """The batch is in the lake: move the group's committed offsets past it."""

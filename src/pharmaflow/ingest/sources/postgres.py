@@ -42,7 +42,7 @@ from psycopg import IsolationLevel, sql
 from psycopg.conninfo import conninfo_to_dict
 
 from pharmaflow.errors import PharmaflowError
-from pharmaflow.ingest.sources.base import RawBatch, SourceContext
+from pharmaflow.ingest.sources.base import RawBatch, Source, SourceContext
 from pharmaflow.lake.writers import FILE_WRITER, batch_id
 from pharmaflow.serve.surveys.store import db_error, describe_dsn
 from pharmaflow.urls import check_host, check_port, redact, url_password
@@ -199,7 +199,7 @@ class _Table:
     oid: int
 
 
-class PostgresSource:
+class PostgresSource(Source):
     """Rows of one table with `seq` above the lake's bookmark, in batches of `batch_size`.
     `check()` (done by `open_sources`) connects and validates the table up front, so a bad
     URL fails before any ingest work starts."""
@@ -315,7 +315,7 @@ class PostgresSource:
     def _bookmark(self, table: _Table) -> int:
         if self._ctx is None:
             return 0
-        self._ctx.refresh()
+        self._ctx.refresh([(table.topic, PARTITION)])
         return self._ctx.landed_offsets().get((table.topic, table.topic_id, PARTITION), 0)
 
     def batches(self, batch_size: int) -> Iterator[RawBatch]:

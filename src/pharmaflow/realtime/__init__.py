@@ -1,0 +1,1 @@
+"""The speed layer: windowed KPIs over event time, keyed state, alerts."""

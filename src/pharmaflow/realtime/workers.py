@@ -1,0 +1,102 @@
+"""Speed-layer workers: `pharmaflow realtime --source kafka://… --workers N`.
+
+The same supervision as ingest's workers (`ingest/workers.py`: N processes in one consumer
+group, crashed ones started again, one error line for N alike), with the speed layer in each
+process. Its consumer group defaults to `pharmaflow-realtime`, apart from ingest's, so both read
+every event. Worker slot 0 evaluates the alert rules: rules read the state of all partitions,
+so exactly one worker of a group owns the incidents (on several machines: pass `--no-alerts`
+to all but one).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import re
+import signal
+import socket
+
+from pharmaflow.config import Settings
+from pharmaflow.errors import PharmaflowError
+from pharmaflow.ingest.sources import open_sources
+from pharmaflow.ingest.sources.kafka import KafkaSource, parse_kafka_url
+from pharmaflow.ingest.workers import run_worker_group, stop_on_signals
+from pharmaflow.realtime.engine import RealtimeResult, SpeedLayer
+from pharmaflow.realtime.metrics import RealtimeMetrics
+
+log = logging.getLogger(__name__)
+
+REALTIME_GROUP = "pharmaflow-realtime"
+
+
+def realtime_writer(slot: int) -> str:
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "host"
+    return f"realtime-{host}-{slot}"
+
+
+def group_of(source: str, settings: Settings) -> str:
+    """The consumer group whose state the store keeps (a file replay: its own group)."""
+    if source.startswith("kafka://"):
+        return parse_kafka_url(source, settings.kafka_bootstrap_servers, REALTIME_GROUP).group
+    return f"{REALTIME_GROUP}-replay"
+
+
+def run_realtime_worker(
+    settings: Settings,
+    source: str,
+    slot: int = 0,
+    idle_exit: float | None = None,
+    metrics_port: int | None = None,
+    alerts: bool = True,
+) -> RealtimeResult:
+    """One speed-layer worker in this process, until stopped (signal), idle for `idle_exit`
+    seconds (Kafka) or at the end of its files."""
+    faulthandler.enable(all_threads=True)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    metrics = RealtimeMetrics()
+    if metrics_port is not None:
+        port = metrics.serve(metrics_port)
+        log.info("realtime metrics on http://127.0.0.1:%d/metrics", port)
+    try:
+        with stop_on_signals() as stop:
+            layer = SpeedLayer(settings, group_of(source, settings), metrics=metrics, alerts=alerts)
+            sources = open_sources(
+                source,
+                layer.registry,
+                default_bootstrap=settings.kafka_bootstrap_servers,
+                stop=stop,
+                idle_exit=idle_exit,
+                settings=settings,
+                default_group=REALTIME_GROUP,
+            )
+            result = layer.run(sources, realtime_writer(slot))
+            unreachable = [s.unreachable for s in sources if isinstance(s, KafkaSource)]
+            if any(unreachable):
+                raise PharmaflowError(next(u for u in unreachable if u))
+            return result
+    finally:
+        metrics.close()
+
+
+def run_realtime_group(
+    settings: Settings,
+    source: str,
+    workers: int,
+    idle_exit: float | None = None,
+    metrics_port: int | None = None,
+    alerts: bool = True,
+) -> RealtimeResult:
+    """`workers` speed-layer processes in one group; slot 0 alone evaluates alerts."""
+    parse_kafka_url(source, settings.kafka_bootstrap_servers, REALTIME_GROUP)
+    result = run_worker_group(
+        settings,
+        source,
+        workers,
+        idle_exit,
+        metrics_port,
+        command_name="realtime",
+        result_type=RealtimeResult,
+        extra_args=() if alerts else ("--no-alerts",),
+    )
+    assert isinstance(result, RealtimeResult)
+    return result
