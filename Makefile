@@ -51,6 +51,7 @@ bench: env
 	$(VENV)/bin/python bench/ingest_kafka.py
 	$(VENV)/bin/python bench/build_warehouse.py
 	$(VENV)/bin/python bench/phi_detection.py
+	$(VENV)/bin/python bench/realtime.py
 
 clean:
 	rm -rf data .pytest_cache .ruff_cache

@@ -20,14 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_keys import KEYS
 from pharmaflow.config import Settings
 from pharmaflow.ingest.pipeline import IngestEngine
 from pharmaflow.ingest.sources import open_sources
 from pharmaflow.simulate.config import SimConfig
 from pharmaflow.simulate.simulator import simulate
 from pharmaflow.warehouse.runner import build
-
-KEYS = {"PHARMAFLOW_HMAC_KEY": "11" * 32, "PHARMAFLOW_VAULT_KEY": "22" * 32}
 
 
 def ingest(settings: Settings, path: Path) -> None:

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer
 
+from bench_keys import KEYS
 from pharmaflow.broker.embedded import EmbeddedBroker
 from pharmaflow.broker.topics import DOMAIN_TOPICS
 from pharmaflow.contracts.registry import default_registry
@@ -44,7 +45,6 @@ from plain_checks import check_event
 
 BATCH = 100_000
 IDLE_EXIT = 3.0
-KEYS = {"PHARMAFLOW_HMAC_KEY": "11" * 32, "PHARMAFLOW_VAULT_KEY": "22" * 32}
 
 
 def make_output(events: int) -> SimOutput:

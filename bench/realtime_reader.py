@@ -21,7 +21,6 @@ Stops on SIGTERM/SIGINT (the orchestrator sends it by PID) after flushing its ou
 from __future__ import annotations
 
 import argparse
-import importlib
 import signal
 import sqlite3
 import sys
@@ -55,39 +54,26 @@ def sqlite_reader(path: str, query: str) -> Callable[[], Offsets]:
 
 
 def pharmaflow_reader(path: str, group: str) -> Callable[[], Offsets]:
-    """The speed layer's own read API (the contract other processes use). The config
-    argument is whatever `StateReader` takes; `_realtime_config()` is the one place to fix
-    if that changes."""
+    """The speed layer's own read API, the contract other processes (API, CLI, alerts) use:
+    `StateReader.committed_offsets(group)`, one read transaction per poll."""
+    from pharmaflow.realtime.config import RealtimeConfig
     from pharmaflow.realtime.db import Database
-
-    # by name: the module is the lead's, and may not exist yet when this file is linted
-    state_reader = importlib.import_module("pharmaflow.realtime.reader").StateReader
+    from pharmaflow.realtime.reader import StateReader
 
     state: dict[str, Any] = {}
 
     def read() -> Offsets:
-        if "reader" not in state:
-            if not Path(path).exists():
-                return {}
-            state["reader"] = state_reader(Database(path), _realtime_config())
         try:
+            if "reader" not in state:
+                if not Path(path).exists():  # not created yet: let the speed layer create it
+                    return {}
+                state["reader"] = StateReader(Database(path), RealtimeConfig())
             offsets = state["reader"].committed_offsets(group)
-        except Exception:  # schema not created yet / transient lock: poll again
+        except Exception:  # schema being created / a transient lock: poll again
             return {}
         return {(str(t), int(p)): int(o) for (t, p), o in offsets.items()}
 
     return read
-
-
-def _realtime_config() -> Any:
-    try:
-        from pharmaflow.realtime.config import RealtimeConfig
-
-        return RealtimeConfig()
-    except ImportError:
-        from pharmaflow.config import Settings
-
-        return Settings()
 
 
 def kafka_reader(bootstrap: str, group: str, topics: list[str]) -> Callable[[], Offsets]:

@@ -62,7 +62,11 @@ def test_demo_summary_conserves_events_and_passes_every_dbt_test(demo):
         assert tables[table] > 0, table
     silver_total = sum(n for name, n in tables.items() if name.startswith("silver."))
     assert silver_total == events["landed"]
-    assert set(summary["seconds"]) == {"simulate", "ingest", "build"}
+    assert set(summary["seconds"]) == {"simulate", "ingest", "realtime", "build"}
+    # the speed layer counted the same events live: every landed one, on time or late
+    live = summary["live"]
+    assert live["counted"] == events["landed"] == live["on_time"] + live["late"]
+    assert live["windows_closed"] > 0
 
 
 def test_the_demo_leaves_an_owner_only_data_dir_without_its_raw_input(demo):

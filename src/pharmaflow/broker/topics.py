@@ -8,10 +8,13 @@ explicit so a cluster's defaults never decide them silently.
 from __future__ import annotations
 
 import contextlib
+import logging
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pharmaflow.errors import PharmaflowError
+
+_CLIENT_LOG = logging.getLogger("pharmaflow.kafka.client")
 
 DOMAIN_TOPICS = {
     "pharmacy": "pharma.pharmacy",
@@ -41,7 +44,9 @@ def ensure_topics(
     timeout: float = 15.0,
 ) -> list[str]:
     """Create every domain topic and its dead-letter topic if missing; return the created ones."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    # librdkafka's own lines (e.g. "Purging 1 unserved events" as the client closes) go to the
+    # run log, not to stderr, where a command's output is one line per message.
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _CLIENT_LOG})
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [t for d in DOMAIN_TOPICS.values() for t in (d, dead_letter_topic(d))]
     new = [

@@ -1,4 +1,4 @@
-"""`pharmaflow demo`: simulate → Kafka → ingest worker → lake → build, then a summary.
+"""`pharmaflow demo`: simulate → Kafka → ingest worker → lake → speed layer → build, then a summary.
 
 By default events travel through a real Kafka protocol: an embedded broker (Tansu) started for
 the run, or the cluster in `KAFKA_BOOTSTRAP_SERVERS`. `--no-broker` goes through a JSONL file,
@@ -24,6 +24,7 @@ import typer
 
 from pharmaflow.cli import build as build_cli
 from pharmaflow.cli import ingest as ingest_cli
+from pharmaflow.cli import realtime as realtime_cli
 from pharmaflow.cli.output import console, print_json
 from pharmaflow.cli.simulate import run_simulation
 from pharmaflow.errors import PharmaflowError
@@ -31,6 +32,7 @@ from pharmaflow.errors import PharmaflowError
 if TYPE_CHECKING:  # simulator, Kafka and pipeline load numpy, pyarrow...: imported when run
     from pharmaflow.config import Settings
     from pharmaflow.ingest.pipeline import IngestResult
+    from pharmaflow.realtime.engine import RealtimeResult
     from pharmaflow.simulate.config import SimConfig
 
 IDLE_EXIT_SECONDS = 3.0
@@ -73,11 +75,15 @@ def kafka_cluster(settings: Settings) -> Iterator[tuple[str, bool]]:
             broker.stop()
 
 
-def through_kafka(settings: Settings, config: SimConfig) -> tuple[float, str, IngestResult]:
-    """Publish the simulated window to the domain topics, then land it with one worker that
-    stops once the topics are drained. Returns (simulate+publish seconds, source, result)."""
+def through_kafka(
+    settings: Settings, config: SimConfig
+) -> tuple[float, str, IngestResult, RealtimeResult]:
+    """Publish the simulated window to the domain topics, land it with one worker that stops
+    once the topics are drained, then count it live with the speed layer (its own group).
+    Returns (simulate+publish seconds, source, ingest result, speed-layer result)."""
     from pharmaflow.broker.topics import DOMAIN_TOPICS, start_group_at_end
     from pharmaflow.ingest.workers import run_stream_worker
+    from pharmaflow.realtime.workers import run_realtime_worker
     from pharmaflow.simulate.publish import publish
     from pharmaflow.simulate.simulator import generate
 
@@ -91,25 +97,42 @@ def through_kafka(settings: Settings, config: SimConfig) -> tuple[float, str, In
         produced = time.perf_counter() - began
         url = f"kafka://{bootstrap}?group={group}&session_timeout_ms=6000&max_wait_ms=300"
         result = run_stream_worker(settings, url, idle_exit=IDLE_EXIT_SECONDS)
-    if result.input != len(output):
-        raise PharmaflowError(
-            f"published {len(output):,} events but the worker read {result.input:,}"
+        live_group = f"{group}-realtime"
+        if not ours:
+            start_group_at_end(bootstrap, live_group, list(DOMAIN_TOPICS.values()))
+        live = run_realtime_worker(
+            settings,
+            f"kafka://{bootstrap}?group={live_group}&session_timeout_ms=6000",
+            idle_exit=IDLE_EXIT_SECONDS,
         )
-    return produced, f"kafka://{bootstrap}", result
+    if result.input != len(output) or live.input != len(output):
+        raise PharmaflowError(
+            f"published {len(output):,} events but ingest read {result.input:,} and the "
+            f"speed layer {live.input:,}"
+        )
+    return produced, f"kafka://{bootstrap}", result, live
 
 
-def through_file(settings: Settings, config: SimConfig) -> tuple[float, str, IngestResult]:
-    """Simulate to a JSONL file in a private temporary folder (TMPDIR, owner-only) and land
-    it; the file is removed afterwards, whatever happens. Returns (simulate seconds, source,
-    result)."""
+def through_file(
+    settings: Settings, config: SimConfig
+) -> tuple[float, str, IngestResult, RealtimeResult]:
+    """Simulate to a JSONL file in a private temporary folder (TMPDIR, owner-only), land it
+    and replay it through the speed layer; the file is removed afterwards, whatever happens.
+    Returns (simulate seconds, source, ingest result, speed-layer result)."""
+    from pharmaflow.realtime.workers import run_realtime_worker
+
     with tempfile.TemporaryDirectory(prefix="pharmaflow-demo-") as folder:
         path = Path(folder) / "events.jsonl"
         stats = run_simulation(config, path)
         ingest = ingest_cli.run_ingest(settings, str(path))
-    return stats.seconds, "file (simulated to a temporary file, removed after ingest)", ingest
+        live = run_realtime_worker(settings, str(path))
+    source = "file (simulated to a temporary file, removed after ingest)"
+    return stats.seconds, source, ingest, live
 
 
-def summary(sim_seconds: float, ingest: Any, warehouse: Any, source: str) -> dict[str, Any]:
+def summary(
+    sim_seconds: float, ingest: Any, warehouse: Any, source: str, live: Any
+) -> dict[str, Any]:
     return {
         "source": source,
         "events": {
@@ -119,6 +142,13 @@ def summary(sim_seconds: float, ingest: Any, warehouse: Any, source: str) -> dic
             "quarantined": ingest.quarantined,
         },
         "quarantine_reasons": dict(sorted(ingest.quarantine_reasons.items())),
+        "live": {
+            "counted": live.landed,
+            "on_time": live.on_time,
+            "late": live.late,
+            "windows_closed": live.windows_closed,
+            "alerts": live.alerts,
+        },
         "warehouse": {
             "tests_passed": warehouse.tests_passed,
             "tests_failed": warehouse.tests_failed,
@@ -127,6 +157,7 @@ def summary(sim_seconds: float, ingest: Any, warehouse: Any, source: str) -> dic
         "seconds": {
             "simulate": round(sim_seconds, 2),
             "ingest": round(ingest.seconds, 2),
+            "realtime": round(live.seconds, 2),
             "build": round(warehouse.seconds, 2),
         },
     }
@@ -156,19 +187,21 @@ def register(app: typer.Typer) -> None:
         reset_demo_dir(settings.root)
         config = SimConfig(seed=seed, days=days, scale=scale)
         if no_broker:
-            sim_seconds, source, ingest = through_file(settings, config)
+            sim_seconds, source, ingest, live = through_file(settings, config)
         else:
-            sim_seconds, source, ingest = through_kafka(settings, config)
+            sim_seconds, source, ingest, live = through_kafka(settings, config)
         warehouse = build_cli.run_build(settings)
-        result = summary(sim_seconds, ingest, warehouse, source)
+        result = summary(sim_seconds, ingest, warehouse, source, live)
         if not as_json:
             ingest_cli.show(ingest)
+            realtime_cli.show(live)
             build_cli.show(warehouse)
+            seconds = result["seconds"]
             console.print(
-                f"simulate {result['seconds']['simulate']}s · ingest "
-                f"{result['seconds']['ingest']}s · build {result['seconds']['build']}s"
+                f"simulate {seconds['simulate']}s · ingest {seconds['ingest']}s · "
+                f"realtime {seconds['realtime']}s · build {seconds['build']}s"
             )
         else:
             print_json(result)
-        if not (ingest.conserved and warehouse.success):
+        if not (ingest.conserved and live.conserved and warehouse.success):
             raise typer.Exit(1)

@@ -21,9 +21,30 @@ from pharmaflow.ingest.counts import BatchCounts
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-class IngestMetrics:
+class ServedMetrics:
+    """A registry of this worker's own, served over HTTP on request (ingest's and the speed
+    layer's metrics both)."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._server: WSGIServer | None = None
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> int:
+        """Serve /metrics on `port` (0: a free one); returns the port."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._server = server
+        return int(server.server_address[1])
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+class IngestMetrics(ServedMetrics):
+    def __init__(self) -> None:
+        super().__init__()
         r = self.registry
         self.consumed = PromCounter(
             "pharmaflow_events_consumed", "Records read from the source", ["source"], registry=r
@@ -66,19 +87,6 @@ class IngestMetrics:
             ["topic", "partition"],
             registry=r,
         )
-        self._server: WSGIServer | None = None
-
-    def serve(self, port: int, host: str = "127.0.0.1") -> int:
-        """Serve /metrics on `port` (0: a free one); returns the port."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        self._server = server
-        return int(server.server_address[1])
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def batch_done(self, counts: BatchCounts, seconds: float) -> None:
         """A batch was acknowledged (the run loop's observer)."""

@@ -21,19 +21,29 @@ sinks, or (speed layer) one store transaction with the source offsets.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from pharmaflow.ingest.analyse import Analysis
+from pharmaflow.ingest.analyse import Analyser, Analysis
 from pharmaflow.ingest.counts import BatchCounts
 from pharmaflow.ingest.landing import Landing
 from pharmaflow.ingest.sources.base import RawBatch, Source, SourceContext
 
+if TYPE_CHECKING:
+    from pharmaflow.config import Settings
+    from pharmaflow.contracts.registry import ContractRegistry
+    from pharmaflow.ingest.pipeline import IngestResult
+
+log = logging.getLogger(__name__)
+
 Progress = Callable[[int], None]
+GC_EVERY_SECONDS = 5.0
 
 
 class Analyse(Protocol):
@@ -107,6 +117,7 @@ class RunLoop:
         self._in_flight: deque[tuple[RawBatch, Future[Analysis] | None, float]] = deque()
         self._committing: list[tuple[RawBatch, Future[Landing], float]] = []
         self._pool: ThreadPoolExecutor | None = None
+        self._collected = time.monotonic()
 
     # -- one batch at a time, in order ---------------------------------------------------------
 
@@ -118,10 +129,13 @@ class RunLoop:
         self.totals.add(counts)
         if self.observer is not None:
             self.observer.batch_done(counts, time.perf_counter() - handed_at)
-        if batch.offset_ranges:
-            # The cyclic collector is off while batches run (see `IngestEngine.run`); a stream
-            # never ends, so whatever cycles its batches leave are collected here, between them.
+        if batch.offset_ranges and time.monotonic() - self._collected >= GC_EVERY_SECONDS:
+            # The cyclic collector is off while batches run (`no_cyclic_gc`); a stream never
+            # ends, so whatever cycles its batches leave are collected here, between them — at
+            # most every few seconds: a full collection takes tens of milliseconds, which small
+            # batches (the speed layer's, ten a second) must not pay each.
             gc.collect()
+            self._collected = time.monotonic()
         if self._first_at is not None:
             self.busy_seconds = time.perf_counter() - self._first_at
         if self.progress:
@@ -155,6 +169,15 @@ class RunLoop:
         written = self._pool.submit(self.committer.commit, batch, landing)
         self._committing.append((batch, written, handed_at))
 
+    def _finish_ready(self) -> None:
+        """Finish the batches at the head whose analysis is done (the source is waiting)."""
+        while self._in_flight and self._head_ready():
+            self._finish_next()
+
+    def _head_ready(self) -> bool:
+        _batch, future, _at = self._in_flight[0]
+        return future is None or future.done()
+
     def drain(self) -> None:
         """Land and commit every batch handed over so far."""
         while self._in_flight:
@@ -174,6 +197,7 @@ class RunLoop:
                     self.committer.landed_offsets,
                     self.drain,
                     self.committer.release,
+                    self._finish_ready,
                 )
             )
             try:
@@ -188,9 +212,53 @@ class RunLoop:
                     if not batch.empty and self.committer.committed(batch) is None:
                         future = self.analyser.submit(batch)
                     self._in_flight.append((batch, future, now))
-                    while len(self._in_flight) > self.analyser.workers:
+                    # Up to one batch per analysing process in flight; beyond that, and
+                    # whenever the oldest one's analysis is already done, finish it now: a
+                    # batch never waits for later ones to arrive (the speed layer's latency).
+                    while self._in_flight and (
+                        len(self._in_flight) > self.analyser.workers or self._head_ready()
+                    ):
                         self._finish_next()
                 self.drain()
             finally:
                 source.close()
                 self._pool = None
+
+
+@contextlib.contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """A batch allocates millions of short-lived objects and no reference cycles; the cyclic
+    collector would rescan them over and over (measured: ~2x slower decoding). It is off while
+    batches run; a stream's loop collects between batches instead (`RunLoop._account`)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def run_sources(
+    sources: Iterable[Source],
+    committer_for: Callable[[Source], Committer],
+    settings: Settings,
+    registry: ContractRegistry,
+    writer: str,
+    result: IngestResult,
+    observer: LoopObserver | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """Every source in turn, through one pool of analysing processes, into `result` (also
+    what was counted before a failure, which then propagates)."""
+    with no_cyclic_gc(), Analyser(registry, settings.ingest_workers, settings.time_window) as pool:
+        for source in sources:
+            log.info("start source=%s writer=%s", source.description, writer)
+            loop = RunLoop(source, pool, committer_for(source), writer, observer, progress)
+            try:
+                loop.run(settings.batch_size)
+            finally:
+                result.counts.add(loop.totals)
+                result.batches += loop.batches
+                result.dead_lettered += loop.dead_lettered
+                result.busy_seconds = max(result.busy_seconds, loop.busy_seconds)

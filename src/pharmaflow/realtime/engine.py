@@ -15,7 +15,6 @@ flagged; one worker (slot 0) then evaluates the alert rules on a fresh snapshot.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -28,7 +27,7 @@ import orjson
 
 from pharmaflow.config import Settings
 from pharmaflow.contracts.registry import ContractRegistry, default_registry
-from pharmaflow.ingest.analyse import Analyser, Analysis, split_lines
+from pharmaflow.ingest.analyse import Analysis, split_lines
 from pharmaflow.ingest.counts import BatchCounts
 from pharmaflow.ingest.landing import Landing
 from pharmaflow.ingest.phi.keyring import load_keys
@@ -36,7 +35,7 @@ from pharmaflow.ingest.phi.protect import Protector
 from pharmaflow.ingest.phi.tokens import Tokenizer
 from pharmaflow.ingest.phi.vault import PhiVault
 from pharmaflow.ingest.pipeline import IngestResult
-from pharmaflow.ingest.runloop import Progress, RunLoop
+from pharmaflow.ingest.runloop import Progress, run_sources
 from pharmaflow.ingest.sources.base import RawBatch, Source
 from pharmaflow.ingest.steps import EventSteps
 from pharmaflow.realtime.config import RealtimeConfig
@@ -355,30 +354,24 @@ class SpeedLayer:
         ticker = Ticker(committer, self.alerting)
         if self.alerting is not None:
             self.alerting.start()
-        gc_was_enabled = gc.isenabled()
-        gc.disable()  # see IngestEngine._run: batches make no cycles, the collector only costs
         ticker.start()
         try:
-            with Analyser(
-                self.registry, self.settings.ingest_workers, self.settings.time_window
-            ) as analyser:
-                for source in sources:
-                    log.info("realtime start source=%s writer=%s", source.description, writer)
-                    loop = RunLoop(source, analyser, committer, writer, self.metrics, progress)
-                    try:
-                        loop.run(self.settings.batch_size)
-                    finally:
-                        result.counts.add(loop.totals)
-                        result.batches += loop.batches
-                        result.busy_seconds = max(result.busy_seconds, loop.busy_seconds)
+            run_sources(
+                sources,
+                lambda _source: committer,
+                self.settings,
+                self.registry,
+                writer,
+                result,
+                self.metrics,
+                progress,
+            )
             ticker.stop()
             ticker.once(compact=True)  # a bounded run ends with its clocks and alerts current
         finally:
             ticker.stop()
             if self.alerting is not None:
                 self.alerting.stop()
-            if gc_was_enabled:
-                gc.enable()
             self.db.close()
         result.seconds = time.perf_counter() - started
         if not result.conserved:  # a bug, never bad input: fail loudly

@@ -7,20 +7,20 @@ public (dashboards and alert rules scrape them): `pharmaflow_realtime_*`.
 
 from __future__ import annotations
 
-from wsgiref.simple_server import WSGIServer
-
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client import Counter as PromCounter
+from prometheus_client import Histogram
 
 from pharmaflow.ingest.counts import BatchCounts
+from pharmaflow.ingest.metrics import ServedMetrics
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _LATE_BUCKETS = (1, 10, 60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400, float("inf"))
 
 
-class RealtimeMetrics:
+class RealtimeMetrics(ServedMetrics):
     def __init__(self) -> None:
-        self.registry = r = CollectorRegistry(auto_describe=True)
+        super().__init__()
+        r = self.registry
         self.events = PromCounter(
             "pharmaflow_realtime_events",
             "Valid, deduplicated events counted by the speed layer (on time or late)",
@@ -81,18 +81,6 @@ class RealtimeMetrics:
             ["rule", "severity", "transition"],
             registry=r,
         )
-        self._server: WSGIServer | None = None
-
-    def serve(self, port: int, host: str = "127.0.0.1") -> int:
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        self._server = server
-        return int(server.server_address[1])
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def batch_done(self, counts: BatchCounts, seconds: float) -> None:
         """The run loop's observer: a batch was committed and acknowledged."""

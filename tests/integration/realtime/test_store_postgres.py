@@ -20,7 +20,7 @@ from pharmaflow.realtime.db import Database
 from pharmaflow.realtime.reader import StateReader
 from pharmaflow.realtime.store import StateStore
 from tests.pg import PG_DSN, execute
-from tests.unit.realtime import (
+from tests.realtime_events import (
     CONFIG,
     SALE,
     Feed,

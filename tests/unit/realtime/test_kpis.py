@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pharmaflow.realtime.kpis import KPI_SCALE, UNKNOWN, BatchKpis, KeyedState, KpiExtractor
 from pharmaflow.realtime.windows import US, from_us
 from pharmaflow.realtime.windows import to_us as _us
-from tests.unit.realtime import Feed, at, batch, event
+from tests.realtime_events import Feed, at, batch, event
 
 ORDER = "pharmacy.order."
 

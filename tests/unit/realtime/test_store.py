@@ -26,7 +26,7 @@ from pharmaflow.realtime.schema import TABLES
 from pharmaflow.realtime.store import RealtimeDedupe, StateStore
 from tests.factories import PATIENT
 from tests.phi_scan import leaks, record_phi_values
-from tests.unit.realtime import (
+from tests.realtime_events import (
     CONFIG,
     ORDER,
     SALE,

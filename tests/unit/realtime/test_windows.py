@@ -21,7 +21,7 @@ from pharmaflow.realtime.windows import (
     window_start,
     window_starts,
 )
-from tests.unit.realtime import T0, at
+from tests.realtime_events import T0, at
 
 HOUR = 3600 * US
 

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pharmaflow.contracts.registry import ContractRegistry
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.metrics import IngestMetrics
 from pharmaflow.ingest.sources.base import RawBatch, Source
 from pharmaflow.ingest.sources.files import CsvFileSource, JsonlFileSource
-from pharmaflow.ingest.sources.kafka import (
-    DEFAULT_GROUP,
-    KafkaSource,
-    kafka_security,
-    parse_kafka_url,
-)
+from pharmaflow.ingest.sources.kafka import KafkaSource, kafka_security, parse_kafka_url
 from pharmaflow.ingest.sources.postgres import PostgresSource, is_postgres_url, parse_postgres_url
 
 if TYPE_CHECKING:
@@ -38,7 +34,7 @@ def open_sources(
     idle_exit: float | None = None,
     metrics: IngestMetrics | None = None,
     settings: Settings | None = None,
-    default_group: str = DEFAULT_GROUP,
+    kafka_defaults: Mapping[str, Any] | None = None,
 ) -> list[Source]:
     """A Kafka URL, a PostgreSQL table URL, a file, or every JSONL/CSV file in a directory
     (sorted), as sources. `settings` gives a Kafka source its credentials and security
@@ -47,7 +43,7 @@ def open_sources(
     if is_stream(spec):
         if default_bootstrap is None and settings is not None:
             default_bootstrap = settings.kafka_bootstrap_servers
-        kafka = parse_kafka_url(spec, default_bootstrap, default_group)
+        kafka = parse_kafka_url(spec, default_bootstrap, kafka_defaults)
         return [KafkaSource(kafka, stop, idle_exit, metrics, kafka_security(settings))]
     if is_postgres_url(spec):
         return [PostgresSource(parse_postgres_url(spec)).check()]

@@ -104,7 +104,8 @@ class SourceContext:
     owned; `landed_offsets` then gives the highest committed offset per (topic, topic id,
     partition); `drain` lands and commits every batch handed over so far, for a source about
     to lose partitions (a rebalance) or to stop; `release(partitions)` says they are gone (the
-    speed layer drops their state from memory).
+    speed layer drops their state from memory); `idle()`, called while the source waits for
+    records, lets the engine finish batches whose analysis is done (latency).
     """
 
     writer: str
@@ -112,6 +113,7 @@ class SourceContext:
     landed_offsets: Callable[[], dict[tuple[str, str, int], int]]
     drain: Callable[[], None]
     release: Callable[[list[tuple[str, int]]], None] = lambda _partitions: None
+    idle: Callable[[], None] = lambda: None
 
 
 class Source:

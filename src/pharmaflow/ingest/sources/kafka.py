@@ -59,7 +59,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "pharmaflow-ingest"
-_PARAMS = {"topics", "group", "schema_registry", "session_timeout_ms", "max_wait_ms"}
+_PARAMS = {
+    "topics",
+    "group",
+    "schema_registry",
+    "session_timeout_ms",
+    "max_wait_ms",
+    "fetch_wait_ms",
+}
 _POLL_SECONDS = 0.2
 # consume() waits for this many messages or the poll timeout: measured on Tansu with 30
 # partitions, 10k per call reads ~300k msgs/s where 100k per call reads ~160k (it idles out).
@@ -91,6 +98,14 @@ class KafkaSpec:
     schema_registry: str | None = None
     session_timeout_ms: int = 10_000
     max_wait_ms: int = 1_000  # a partial batch is handed over after this long
+    # How long the broker may hold a fetch for more data (librdkafka's fetch.wait.max.ms). Some
+    # brokers (Tansu) hold every fetch this long, so it bounds the latency a record can wait
+    # on the wire: the speed layer asks for little.
+    fetch_wait_ms: int = 500
+    # Wait for the broker to confirm each offset commit (ingest: its lag metrics read them).
+    # Either way the committed bookmarks (the lake's, or the speed layer's store) are what
+    # keeps a restart exact; the speed layer does not wait (a round trip per batch of latency).
+    sync_commit: bool = True
 
     @property
     def description(self) -> str:
@@ -98,12 +113,13 @@ class KafkaSpec:
 
 
 def parse_kafka_url(
-    url: str, default_bootstrap: str | None = None, default_group: str = DEFAULT_GROUP
+    url: str, default_bootstrap: str | None = None, defaults: Mapping[str, Any] | None = None
 ) -> KafkaSpec:
     """Parse a source URL; a URL without a host uses `default_bootstrap`
-    (`KAFKA_BOOTSTRAP_SERVERS`), one without `group=` the consumer group `default_group`.
-    Every mistake is one line naming what is wrong, and never
-    echoes credentials: a URL holding any is refused (they come from settings)."""
+    (`KAFKA_BOOTSTRAP_SERVERS`). `defaults`: `KafkaSpec` fields for what the URL does not say
+    (the speed layer's group and latency settings). Every mistake is one line naming what is
+    wrong, and never echoes credentials: a URL holding any is refused (they come from
+    settings)."""
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # e.g. an unclosed [IPv6 bracket
@@ -134,17 +150,18 @@ def parse_kafka_url(
         DOMAIN_TOPICS.values()
     )
     numbers = {}
-    for name in ("session_timeout_ms", "max_wait_ms"):
+    for name in ("session_timeout_ms", "max_wait_ms", "fetch_wait_ms"):
         if name in one:
             if not one[name].isdigit() or int(one[name]) <= 0:
                 raise PharmaflowError(f"kafka:// parameter {name} must be a positive integer")
             numbers[name] = int(one[name])
+    given = {"group": one.get("group") or None, **numbers}
+    chosen = {**(defaults or {}), **{k: v for k, v in given.items() if v is not None}}
     return KafkaSpec(
         bootstrap=bootstrap,
         topics=topics,
-        group=one.get("group") or default_group,
         schema_registry=one.get("schema_registry") or None,
-        **numbers,
+        **chosen,
     )
 
 
@@ -333,6 +350,7 @@ class KafkaSource(Source):
                 # cooperative-sticky leaves partitions unassigned on Tansu (see STACK.md)
                 "partition.assignment.strategy": "range",
                 "session.timeout.ms": self.spec.session_timeout_ms,
+                "fetch.wait.max.ms": self.spec.fetch_wait_ms,
                 "enable.partition.eof": False,
             }
         )
@@ -457,13 +475,12 @@ class KafkaSource(Source):
         # no-partitions warning does. An unreachable broker gets no such allowance.
         join_by = idle_since + self._rejoin_after
         max_wait = self.spec.max_wait_ms / 1000
+        poll = min(_POLL_SECONDS, max_wait / 4)  # consume() never holds a batch past max_wait
         ticked = True
         while not self.stop.is_set():
             want = max(1, batch_size - len(pending))
             revocations = self._revocations
-            messages = consumer.consume(
-                num_messages=min(want, _CONSUME_CHUNK), timeout=_POLL_SECONDS
-            )
+            messages = consumer.consume(num_messages=min(want, _CONSUME_CHUNK), timeout=poll)
             good = [m for m in messages if m.error() is None]
             if len(good) != len(messages):
                 self._log_errors([m for m in messages if m.error() is not None])
@@ -477,6 +494,8 @@ class KafkaSource(Source):
                 self._unreachable_at = None
                 if self.metrics is not None:
                     self.metrics.consumed.labels("kafka").inc(len(good))
+            if self._ctx is not None:
+                self._ctx.idle()  # the engine finishes batches analysed meanwhile
             now = time.monotonic()
             self._watch_assignment(now)
             if pending and (len(pending) >= batch_size or now - pending.since >= max_wait):
@@ -728,7 +747,7 @@ class KafkaSource(Source):
             return
         started = time.perf_counter()
         try:
-            consumer.commit(offsets=owned, asynchronous=False)
+            consumer.commit(offsets=owned, asynchronous=not self.spec.sync_commit)
         except KafkaException as exc:  # the lake's bookmarks keep this safe; say so, go on
             self._warn("commit", "offset commit failed (%s); the lake's bookmarks still hold", exc)
             return
