@@ -183,3 +183,37 @@ def test_rules_reading_windows_the_speed_layer_does_not_keep_are_refused(tmp_pat
     assert out.returncode == 1
     assert "300-second windows" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_store_that_is_not_a_database_or_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(_placed_now()[0] + b"\n")
+    store = tmp_path / "data" / "realtime" / "state.db"
+    store.parent.mkdir(parents=True)
+    store.write_bytes(b"\x00garbage, not SQLite" * 200)
+    for args in (["realtime", "--source", str(events)], ["kpis", "live"], ["alerts", "list"]):
+        out = _cli(tmp_path / "data", {}, *args)
+        assert out.returncode == 1, args
+        assert "not a database" in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert store.read_bytes().startswith(b"\x00garbage")  # left as it was, for a look
+    env = {"PHARMAFLOW_REALTIME_STORE": "postgresql://postgres:s3cret@127.0.0.1:1/test"}
+    out = _cli(tmp_path / "other", env, "realtime", "--source", str(events))
+    assert out.returncode == 1
+    assert "cannot reach the realtime store" in out.stderr and "s3cret" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_bad_realtime_settings_are_one_line(tmp_path: Path) -> None:
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(_placed_now()[0] + b"\n")
+    for env, says in [
+        ({"PHARMAFLOW_REALTIME_WINDOWS": "[7]"}, "realtime_windows"),
+        ({"PHARMAFLOW_REALTIME_WINDOWS": "[]"}, "realtime_windows"),
+        ({"PHARMAFLOW_REALTIME_STUCK_HOURS": '{"teleported": 1}'}, "unknown order stage"),
+        ({"PHARMAFLOW_REALTIME_RETENTION_S": "60"}, "retention"),
+    ]:
+        out = _cli(tmp_path / "data", env, "realtime", "--source", str(events))
+        assert out.returncode in (1, 2), env  # 2: a setting that does not parse at all
+        assert says in out.stderr and "Traceback" not in out.stderr, (env, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr

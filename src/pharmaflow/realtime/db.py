@@ -88,15 +88,21 @@ class Database:
                     f"cannot reach the realtime store {self.description}: {first}"
                 ) from None
         else:
-            conn = sqlite3.connect(
-                self.url,
-                timeout=_BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoint
-            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            try:
+                conn = sqlite3.connect(
+                    self.url,
+                    timeout=_BUSY_TIMEOUT_MS / 1000,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoint
+                conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            except sqlite3.Error as exc:  # not a database, unreadable, a directory...
+                raise PharmaflowError(
+                    f"cannot open the realtime store {self.description}: {exc} (move it aside, "
+                    "or point PHARMAFLOW_REALTIME_STORE elsewhere)"
+                ) from None
         self._local.conn = conn
         with self._lock:
             self._all.append(conn)
