@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
@@ -74,14 +74,9 @@ class IngestResult:
         counts = BatchCounts.from_dict(
             {**data, "records": data.get("input", 0), "blank": data.get("blank_lines", 0)}
         )
-        return cls(
-            counts=counts,
-            **{
-                name: data.get(name, 0)
-                for name in ("batches", "recovered_files", "dead_lettered", "seconds")
-            },
-            busy_seconds=data.get("busy_seconds", 0.0),
-        )
+        # every other field (a subclass's too) by its own name, where the data has it
+        rest = {f.name: data[f.name] for f in fields(cls) if f.name != "counts" and f.name in data}
+        return cls(counts=counts, **rest)
 
     def merge(self, other: IngestResult) -> None:
         """Add another worker's result (times: the longest)."""

@@ -27,7 +27,7 @@ import orjson
 from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.lifetime import die_with_parent
-from pharmaflow.ingest.metrics import IngestMetrics
+from pharmaflow.ingest.metrics import IngestMetrics, ServedMetrics
 from pharmaflow.ingest.phi.keyring import ensure_keys
 from pharmaflow.ingest.pipeline import IngestEngine, IngestResult
 from pharmaflow.ingest.sources import open_sources
@@ -39,10 +39,29 @@ MAX_RESTARTS = 5
 _ERROR_PREFIX = "pharmaflow: error: "  # how the CLI prints a user error (cli/main.py)
 
 
-def writer_id(slot: int) -> str:
-    """This host's writer name for a worker slot (unique per machine and slot)."""
+def writer_id(slot: int, kind: str = "kafka") -> str:
+    """This host's writer name for a worker slot (unique per machine, kind and slot)."""
     host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "host"
-    return f"kafka-{host}-{slot}"
+    return f"{kind}-{host}-{slot}"
+
+
+@contextlib.contextmanager
+def unattended(metrics: ServedMetrics, metrics_port: int | None) -> Iterator[None]:
+    """What every stream worker process sets up: a trace if it crashes — a crash in native
+    code (librdkafka) prints every thread's stack to stderr, and kill -USR1 <pid> prints them
+    on demand — and its metrics served on `metrics_port` (if given) while it runs. Metrics a
+    caller serves itself stay served (it reads them after the run)."""
+    faulthandler.enable(all_threads=True)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    if metrics_port is None:
+        yield
+        return
+    port = metrics.serve(metrics_port)
+    log.info("metrics on http://127.0.0.1:%d/metrics", port)
+    try:
+        yield
+    finally:
+        metrics.close()
 
 
 @contextlib.contextmanager
@@ -77,35 +96,23 @@ def run_stream_worker(
     partitions or the broker answers. If no broker can be reached when it expires, the run
     fails (exit 1, one line): "nothing to read" and "nothing reachable" must not look alike
     to a script, even though whatever was landed before stays landed."""
-    # An unattended worker leaves a trace: a crash in native code (librdkafka) prints every
-    # thread's stack to stderr, and kill -USR1 <pid> prints them on demand.
-    faulthandler.enable(all_threads=True)
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
     metrics = metrics or IngestMetrics()
-    serving = metrics_port is not None
-    if serving:
-        port = metrics.serve(metrics_port)
-        log.info("metrics on http://127.0.0.1:%d/metrics", port)
-    try:
-        with stop_on_signals() as stop:
-            engine = IngestEngine(settings, metrics=metrics)
-            sources = open_sources(
-                source,
-                engine.registry,
-                default_bootstrap=settings.kafka_bootstrap_servers,
-                stop=stop,
-                idle_exit=idle_exit,
-                metrics=metrics,
-                settings=settings,
-            )
-            result = engine.run(sources, writer=writer_id(slot))
-            unreachable = [s.unreachable for s in sources if isinstance(s, KafkaSource)]
-            if any(unreachable):  # --idle-exit with no broker: a failure, not "nothing to do"
-                raise PharmaflowError(next(u for u in unreachable if u))
-            return result
-    finally:
-        if serving:
-            metrics.close()
+    with unattended(metrics, metrics_port), stop_on_signals() as stop:
+        engine = IngestEngine(settings, metrics=metrics)
+        sources = open_sources(
+            source,
+            engine.registry,
+            default_bootstrap=settings.kafka_bootstrap_servers,
+            stop=stop,
+            idle_exit=idle_exit,
+            metrics=metrics,
+            settings=settings,
+        )
+        result = engine.run(sources, writer=writer_id(slot))
+        unreachable = [s.unreachable for s in sources if isinstance(s, KafkaSource)]
+        if any(unreachable):  # --idle-exit with no broker: a failure, not "nothing to do"
+            raise PharmaflowError(next(u for u in unreachable if u))
+        return result
 
 
 def run_worker_group(

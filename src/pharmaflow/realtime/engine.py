@@ -76,23 +76,6 @@ class RealtimeResult(IngestResult):
             "alerts": self.alerts,
         }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RealtimeResult:
-        base = IngestResult.from_dict(data)
-        return cls(
-            counts=base.counts,
-            batches=base.batches,
-            recovered_files=base.recovered_files,
-            dead_lettered=base.dead_lettered,
-            seconds=base.seconds,
-            busy_seconds=base.busy_seconds,
-            on_time=int(data.get("on_time", 0)),
-            late=int(data.get("late", 0)),
-            late_by_type=dict(data.get("late_by_type", {})),
-            windows_closed=int(data.get("windows_closed", 0)),
-            alerts=int(data.get("alerts", 0)),
-        )
-
     def merge(self, other: IngestResult) -> None:
         super().merge(other)
         if isinstance(other, RealtimeResult):

@@ -10,17 +10,13 @@ to all but one).
 
 from __future__ import annotations
 
-import faulthandler
 import logging
-import re
-import signal
-import socket
 
 from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
-from pharmaflow.ingest.sources import open_sources
+from pharmaflow.ingest.sources import is_stream, open_sources
 from pharmaflow.ingest.sources.kafka import KafkaSource, parse_kafka_url
-from pharmaflow.ingest.workers import run_worker_group, stop_on_signals
+from pharmaflow.ingest.workers import run_worker_group, stop_on_signals, unattended, writer_id
 from pharmaflow.realtime.engine import RealtimeResult, SpeedLayer
 from pharmaflow.realtime.metrics import RealtimeMetrics
 
@@ -39,14 +35,9 @@ KAFKA_DEFAULTS = {
 }
 
 
-def realtime_writer(slot: int) -> str:
-    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "host"
-    return f"realtime-{host}-{slot}"
-
-
 def group_of(source: str, settings: Settings) -> str:
     """The consumer group whose state the store keeps (a file replay: its own group)."""
-    if source.startswith("kafka://"):
+    if is_stream(source):
         return parse_kafka_url(source, settings.kafka_bootstrap_servers, KAFKA_DEFAULTS).group
     return f"{REALTIME_GROUP}-replay"
 
@@ -61,31 +52,23 @@ def run_realtime_worker(
 ) -> RealtimeResult:
     """One speed-layer worker in this process, until stopped (signal), idle for `idle_exit`
     seconds (Kafka) or at the end of its files."""
-    faulthandler.enable(all_threads=True)
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
     metrics = RealtimeMetrics()
-    if metrics_port is not None:
-        port = metrics.serve(metrics_port)
-        log.info("realtime metrics on http://127.0.0.1:%d/metrics", port)
-    try:
-        with stop_on_signals() as stop:
-            layer = SpeedLayer(settings, group_of(source, settings), metrics=metrics, alerts=alerts)
-            sources = open_sources(
-                source,
-                layer.registry,
-                default_bootstrap=settings.kafka_bootstrap_servers,
-                stop=stop,
-                idle_exit=idle_exit,
-                settings=settings,
-                kafka_defaults=KAFKA_DEFAULTS,
-            )
-            result = layer.run(sources, realtime_writer(slot))
-            unreachable = [s.unreachable for s in sources if isinstance(s, KafkaSource)]
-            if any(unreachable):
-                raise PharmaflowError(next(u for u in unreachable if u))
-            return result
-    finally:
-        metrics.close()
+    with unattended(metrics, metrics_port), stop_on_signals() as stop:
+        layer = SpeedLayer(settings, group_of(source, settings), metrics=metrics, alerts=alerts)
+        sources = open_sources(
+            source,
+            layer.registry,
+            default_bootstrap=settings.kafka_bootstrap_servers,
+            stop=stop,
+            idle_exit=idle_exit,
+            settings=settings,
+            kafka_defaults=KAFKA_DEFAULTS,
+        )
+        result = layer.run(sources, writer_id(slot, "realtime"))
+        unreachable = [s.unreachable for s in sources if isinstance(s, KafkaSource)]
+        if any(unreachable):
+            raise PharmaflowError(next(u for u in unreachable if u))
+        return result
 
 
 def run_realtime_group(
