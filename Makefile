@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DBT_VERSION_CHECK := false
 
-.PHONY: env demo test lint format bench docs clean
+.PHONY: env demo test lint format bench docs clean up screenshots browser
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -31,8 +31,27 @@ env: $(VENV)/.synced
 demo: env
 	$(VENV)/bin/pharmaflow --data-dir data/demo demo
 
-test: env
+# The dashboard's browser tests drive Debian's Chromium (Playwright never downloads one).
+CHROMIUM := /usr/bin/chromium
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) $(APT_INSTALL) chromium || ($(SUDO) apt-get update -q && $(SUDO) $(APT_INSTALL) chromium)
+
+browser: $(CHROMIUM)
+
+test: env browser
 	$(VENV)/bin/python -m pytest
+
+# The whole platform live on this machine (Ctrl-C stops it; see docs/serving.md).
+up: env
+	$(VENV)/bin/pharmaflow --data-dir data/up up
+
+# One screenshot per dashboard page, from a real headless Chromium, for the README.
+screenshots: env browser
+	PHARMAFLOW_SCREENSHOTS=docs/screenshots $(VENV)/bin/python -m pytest -q \
+		tests/e2e/test_dashboard_browser.py -k pages
 
 lint: env
 	$(VENV)/bin/ruff check src tests bench
@@ -52,6 +71,7 @@ bench: env
 	$(VENV)/bin/python bench/build_warehouse.py
 	$(VENV)/bin/python bench/phi_detection.py
 	$(VENV)/bin/python bench/realtime.py
+	$(VENV)/bin/python bench/api_load.py
 
 clean:
 	rm -rf data .pytest_cache .ruff_cache

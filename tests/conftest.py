@@ -55,3 +55,11 @@ def busy_port() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory):  # -> tests.serve_data.ServedData
+    """A data dir with a built, published warehouse and speed-layer state (read it only)."""
+    from tests.serve_data import make_served
+
+    return make_served(tmp_path_factory.mktemp("served"))

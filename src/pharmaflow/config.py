@@ -175,6 +175,24 @@ class Settings(BaseSettings):
         None, description="Alert rules (YAML) replacing the shipped default rules."
     )
 
+    security_store: str | None = Field(
+        None,
+        description="API keys and the audit trail: a SQLite file (default "
+        "<data_dir>/serve/security.db) or a postgresql:// URL.",
+    )
+    api_host: str = Field("127.0.0.1", description="Address the API (`pharmaflow serve`) binds.")
+    api_port: int = Field(8000, ge=0, le=65535, description="Port of the API.")
+    dashboard_port: int = Field(8501, ge=0, le=65535, description="Port of the dashboard.")
+    api_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="How long the API and dashboard reuse an answer of the same query on the "
+        "same warehouse snapshot (0: never).",
+    )
+    snapshots_kept: int = Field(
+        3, ge=1, description="Read-only warehouse snapshots kept for serving (the newest serve)."
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -191,6 +209,16 @@ class Settings(BaseSettings):
     def realtime_store_url(self) -> str:
         """Where the speed layer keeps its state (a SQLite path or a postgresql:// URL)."""
         return self.realtime_store or str(self.root / "realtime" / "state.db")
+
+    @property
+    def security_store_url(self) -> str:
+        """Where API keys and the audit trail live (a SQLite path or a postgresql:// URL)."""
+        return self.security_store or str(self.root / "serve" / "security.db")
+
+    @property
+    def snapshots_dir(self) -> Path:
+        """Read-only copies of the warehouse that serving reads (one per successful build)."""
+        return self.warehouse_dir / "snapshots"
 
     @property
     def time_window(self) -> TimeWindow:

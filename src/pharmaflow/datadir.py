@@ -23,7 +23,7 @@ OWNER_ONLY_UMASK = 0o077
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 # Folders a pharmaflow data dir holds: a folder with one of them is ours to tighten.
-_OURS = ("lake", "vault", "warehouse", "secrets", "logs", "broker")
+_OURS = ("lake", "vault", "warehouse", "secrets", "logs", "broker", "realtime", "serve")
 
 
 def owner_only() -> None:

@@ -16,6 +16,8 @@ import typer
 
 from pharmaflow.cli import (
     alerts,
+    apikey,
+    audit,
     broker,
     build,
     demo,
@@ -24,9 +26,11 @@ from pharmaflow.cli import (
     keys,
     kpis,
     realtime,
+    serve,
     simulate,
     sql,
     trace,
+    up,
 )
 from pharmaflow.cli.output import err_console
 from pharmaflow.errors import PharmaflowError, os_error_line
@@ -86,6 +90,10 @@ for module in (
     broker,
     keys,
     trace,
+    serve,
+    up,
+    apikey,
+    audit,
 ):
     module.register(app)
 

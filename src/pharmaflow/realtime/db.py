@@ -60,8 +60,15 @@ class Database:
     """A connection per thread (neither sqlite3 nor psycopg connections may be shared across
     threads mid-transaction). `url`: a path (SQLite) or `postgresql://…`."""
 
-    def __init__(self, url: str | Path) -> None:
+    def __init__(
+        self,
+        url: str | Path,
+        name: str = "realtime store",
+        setting: str = "PHARMAFLOW_REALTIME_STORE",
+    ) -> None:
         self.url = str(url)
+        # what errors call it, and the setting that points elsewhere
+        self.name, self.setting = name, setting
         self.postgres = self.url.startswith(("postgresql://", "postgres://"))
         self._local = threading.local()
         self._all: list[Any] = []
@@ -85,7 +92,7 @@ class Database:
             except psycopg.Error as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise PharmaflowError(
-                    f"cannot reach the realtime store {self.description}: {first}"
+                    f"cannot reach the {self.name} {self.description}: {first}"
                 ) from None
         else:
             try:
@@ -100,8 +107,8 @@ class Database:
                 conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             except sqlite3.Error as exc:  # not a database, unreadable, a directory...
                 raise PharmaflowError(
-                    f"cannot open the realtime store {self.description}: {exc} (move it aside, "
-                    "or point PHARMAFLOW_REALTIME_STORE elsewhere)"
+                    f"cannot open the {self.name} {self.description}: {exc} (move it aside, "
+                    f"or point {self.setting} elsewhere)"
                 ) from None
         self._local.conn = conn
         with self._lock:

@@ -70,26 +70,9 @@ class StateReader:
             taken = taken.replace(tzinfo=UTC)
         where, params = self._group()
         with self.db.reading() as tx:
-            clocks = tx.query(
-                f"SELECT MAX(p.clock_us) FROM rt_partitions p WHERE 1 = 1{where}", params
-            )
+            clock = self._clock(tx)
             windows = self._windows(tx, None, None, window_since)
-            orders = [
-                OrderWaiting(
-                    order_id=order_id,
-                    pharmacy_id=pharmacy_id,
-                    stage=stage,
-                    entered_at=from_us(entered),
-                    waiting_s=max(0, int(clock or entered) - int(entered)) / US,
-                    insurance_status=status,
-                )
-                for order_id, pharmacy_id, stage, entered, clock, status in tx.query(
-                    "SELECT o.order_id, o.pharmacy_id, o.stage, o.entered_us, p.clock_us, "
-                    "o.insurance_status FROM rt_orders o JOIN rt_partitions p ON p.pid = o.pid "
-                    f"WHERE o.stage NOT IN ('delivered', 'cancelled'){where}",
-                    params,
-                )
-            ]
+            orders = self._orders(tx, None)
             shipments = [
                 ShipmentState(
                     shipment_id=r[0],
@@ -145,7 +128,6 @@ class StateReader:
                 f"WHERE 1 = 1{where} GROUP BY t.event_type",
                 params,
             )
-        clock = clocks[0][0] if clocks else None
         late = [
             LateCount(
                 event_type=event_type,
@@ -157,17 +139,63 @@ class StateReader:
             if int(n_late)
         ]
         return Snapshot(
-            clock=None if clock is None else from_us(clock),
+            clock=clock,
             taken_at=taken,
             windows=windows,
             # ids first; the whole record breaks ties (an id held by two partitions)
-            orders=sorted(orders, key=lambda o: (o.order_id, repr(o))),
+            orders=sorted(orders, key=lambda o: (o.order_id, repr(o))),  # as `waiting()`
             shipments=sorted(shipments, key=lambda s: (s.shipment_id, repr(s))),
             sensors=sorted(sensors, key=lambda s: (s.batch_id, s.sensor_id, repr(s))),
             lab_failures=sorted(lab_failures, key=lambda f: (f.batch_id, f.test_id, repr(f))),
             late=sorted(late, key=lambda c: c.event_type),
             totals={str(t): (int(on), int(n)) for t, on, n, _s, _m in sorted(totals_rows)},
         )
+
+    def clock(self) -> datetime | None:
+        """The stream clock alone (latest over partitions): what a KPI series needs to know
+        how far the live half reaches, without reading the keyed state."""
+        with self.db.reading() as tx:
+            return self._clock(tx)
+
+    def _clock(self, tx: Tx) -> datetime | None:
+        where, params = self._group()
+        rows = tx.query(f"SELECT MAX(p.clock_us) FROM rt_partitions p WHERE 1 = 1{where}", params)
+        clock = rows[0][0] if rows else None
+        return None if clock is None else from_us(clock)
+
+    def waiting(self) -> list[OrderWaiting]:
+        """Every order not yet delivered or cancelled, by order id (`Snapshot.orders`)."""
+        with self.db.reading() as tx:
+            found = self._orders(tx, None)
+        return sorted(found, key=lambda o: (o.order_id, repr(o)))
+
+    def order(self, order_id: str) -> OrderWaiting | None:
+        """One order's waiting state (None: delivered, cancelled or never seen)."""
+        with self.db.reading() as tx:
+            found = self._orders(tx, order_id)
+        return min(found, key=lambda o: (o.order_id, repr(o))) if found else None
+
+    def _orders(self, tx: Tx, order_id: str | None) -> list[OrderWaiting]:
+        where, params = self._group()
+        if order_id is not None:
+            where += " AND o.order_id = ?"
+            params = [*params, order_id]
+        return [
+            OrderWaiting(
+                order_id=oid,
+                pharmacy_id=pharmacy_id,
+                stage=stage,
+                entered_at=from_us(entered),
+                waiting_s=max(0, int(clock or entered) - int(entered)) / US,
+                insurance_status=status,
+            )
+            for oid, pharmacy_id, stage, entered, clock, status in tx.query(
+                "SELECT o.order_id, o.pharmacy_id, o.stage, o.entered_us, p.clock_us, "
+                "o.insurance_status FROM rt_orders o JOIN rt_partitions p ON p.pid = o.pid "
+                f"WHERE o.stage NOT IN ('delivered', 'cancelled'){where}",
+                params,
+            )
+        ]
 
     def windows(
         self, kpi: str | None = None, width_s: int | None = None, since: datetime | None = None

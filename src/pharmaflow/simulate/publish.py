@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -151,8 +152,11 @@ def publish(
     message_timeout_ms: int = DEFAULT_MESSAGE_TIMEOUT_MS,
     producer_config: Mapping[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> PublishStats:
     """Create the topics, send every output line in order, and wait for every delivery.
+    `stop`: when set, no further line is sent; what was sent is still flushed and counted
+    (`messages` is then the lines sent, so `pharmaflow up` can check every one landed).
 
     Raises `PublishError` if any message was not delivered (after librdkafka's retries),
     `PharmaflowError` for bad options or an unreachable broker."""
@@ -190,7 +194,7 @@ def publish(
     next_send = time.monotonic()
     raw = sent = 0
     try:
-        while sent < total:
+        while sent < total and not (stop is not None and stop.is_set()):
             end = min(total, sent + chunk)
             if live:
                 due = bisect.bisect_right(arrival, time.time() * 1000, lo=sent)
@@ -228,7 +232,7 @@ def publish(
     stats = PublishStats(
         bootstrap=bootstrap,
         format=fmt,
-        messages=total,
+        messages=sent,
         delivered=reports.delivered_total(),
         failed=reports.failed,
         by_topic=dict(sorted(reports.delivered.items())),

@@ -25,7 +25,7 @@ import orjson
 from pharmaflow.config import Settings
 from pharmaflow.datadir import DIR_MODE
 from pharmaflow.errors import PharmaflowError, says_disk_full
-from pharmaflow.warehouse import build_state, history, targets
+from pharmaflow.warehouse import build_state, history, publish, targets
 from pharmaflow.warehouse.dbt_env import quiet_dbt
 from pharmaflow.warehouse.set_aside import (
     FailedTest,
@@ -257,6 +257,8 @@ def _build(settings: Settings, on_node: NodeDone | None, full_refresh: bool) -> 
     if result.success:
         build_state.record(settings.warehouse_dir, target, current)
     _summarise(settings, project, node_results, result)
+    if result.success:  # serving switches to it; a failed build leaves the last good one
+        publish.publish(settings)
     return result
 
 

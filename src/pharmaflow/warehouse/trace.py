@@ -148,26 +148,35 @@ def _leg_order(item: tuple[str, int]) -> tuple[int, str]:
 def trace_lot(path: Path, lot: str) -> RecallTrace:
     """Everything lot `lot` reached. Unknown lot: PharmaflowError."""
     with _connect(path) as con:
-        if not _rows(con, "select 1 from gold.dim_lot where lot_number = ?", [lot]):
-            raise PharmaflowError(f"unknown lot {lot!r}: no batch, shipment or order names it")
-        batches = [
-            BatchOutcome(*row)
-            for row in _rows(con, _BATCH_SQL.format(where="lot_number = ?"), [lot])
-        ]
-        return _assemble(con, "lot", lot, [lot], batches)
+        return trace_lot_on(con, lot)
 
 
 def trace_batch(path: Path, batch_id: str) -> RecallTrace:
     """Everything the lot made by batch `batch_id` reached. Unknown batch: PharmaflowError."""
     with _connect(path) as con:
-        batches = [
-            BatchOutcome(*row)
-            for row in _rows(con, _BATCH_SQL.format(where="batch_id = ?"), [batch_id])
-        ]
-        if not batches:
-            raise PharmaflowError(f"unknown batch {batch_id!r}: no manufacturing event names it")
-        lots = sorted({b.lot_number for b in batches if b.lot_number is not None})
-        return _assemble(con, "batch", batch_id, lots, batches)
+        return trace_batch_on(con, batch_id)
+
+
+def trace_lot_on(con: duckdb.DuckDBPyConnection, lot: str) -> RecallTrace:
+    """`trace_lot` on an open connection (or cursor): serving's snapshot cursor."""
+    if not _rows(con, "select 1 from gold.dim_lot where lot_number = ?", [lot]):
+        raise PharmaflowError(f"unknown lot {lot!r}: no batch, shipment or order names it")
+    batches = [
+        BatchOutcome(*row) for row in _rows(con, _BATCH_SQL.format(where="lot_number = ?"), [lot])
+    ]
+    return _assemble(con, "lot", lot, [lot], batches)
+
+
+def trace_batch_on(con: duckdb.DuckDBPyConnection, batch_id: str) -> RecallTrace:
+    """`trace_batch` on an open connection (or cursor)."""
+    batches = [
+        BatchOutcome(*row)
+        for row in _rows(con, _BATCH_SQL.format(where="batch_id = ?"), [batch_id])
+    ]
+    if not batches:
+        raise PharmaflowError(f"unknown batch {batch_id!r}: no manufacturing event names it")
+    lots = sorted({b.lot_number for b in batches if b.lot_number is not None})
+    return _assemble(con, "batch", batch_id, lots, batches)
 
 
 def _assemble(

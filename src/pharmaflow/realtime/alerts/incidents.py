@@ -505,13 +505,24 @@ def _delivery(events: list[dict[str, Any]], pending: int) -> dict[str, int]:
     }
 
 
-def list_incidents(db: Database, state: ListState = "all", limit: int = 50) -> list[dict[str, Any]]:
+def list_incidents(
+    db: Database,
+    state: ListState = "all",
+    limit: int = 50,
+    before: tuple[float, int] | None = None,
+) -> list[dict[str, Any]]:
     """The newest incidents first, each with its events and its notifications' delivery
-    (sent / pending / given up). Reads only: an absent schema is an empty list."""
+    (sent / pending / given up). `before`: only incidents after (first_fired_at epoch, id) in
+    that order — the key of the last incident of the previous page. Reads only: an absent
+    schema is an empty list."""
     if not alert_schema_exists(db):
         return []
-    where = "" if state == "all" else "WHERE a.state = ?"
+    conditions: list[str] = [] if state == "all" else ["a.state = ?"]
     params: list[Any] = [] if state == "all" else [state]
+    if before is not None:
+        conditions.append("(a.first_fired_at, a.id) < (?, ?)")
+        params += [float(before[0]), int(before[1])]
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     with db.reading() as tx:
         rows = tx.query(
             "SELECT a.id, a.rule_id, a.incident_key, a.severity, a.state, a.summary, "
@@ -548,6 +559,7 @@ def list_incidents(db: Database, state: ListState = "all", limit: int = 50) -> l
     return [
         {
             "id": int(r[0]),
+            "first_fired_epoch": float(r[8]),
             "rule": r[1],
             "key": r[2],
             "severity": r[3],
