@@ -8,7 +8,6 @@ loopback by default (`PHARMAFLOW_API_HOST`): the dashboard has no login, the API
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -36,7 +35,7 @@ def dashboard_command(settings: Settings, host: str, port: int) -> list[str]:
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.headless", "true", "--server.address", host, "--server.port", str(port),
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-        "--global.developmentMode", "false",
+        "--global.developmentMode", "false", "--client.toolbarMode", "viewer",
     ]  # fmt: skip
 
 
@@ -60,14 +59,13 @@ def register(app: typer.Typer) -> None:
     @app.command("dashboard")
     def dashboard_cmd(ctx: typer.Context, port: PortOption = None, host: HostOption = None) -> None:
         """Serve the dashboard (Streamlit) until stopped."""
+        import streamlit  # noqa: F401  (missing: one line, before this process is replaced)
+
         settings: Settings = ctx.obj
         bind = host or settings.api_host
         chosen = settings.dashboard_port if port is None else port
         env = {**os.environ, "PHARMAFLOW_DATA_DIR": str(settings.root)}
         err_console.print(f"pharmaflow: dashboard on http://{bind}:{chosen}", highlight=False)
-        try:
-            code = subprocess.call(dashboard_command(settings, bind, chosen), env=env)
-        except KeyboardInterrupt:
-            code = 0
-        if code not in (0, -2, 130):
-            raise typer.Exit(code)
+        command = dashboard_command(settings, bind, chosen)
+        # this process becomes Streamlit: a supervisor's SIGTERM or Ctrl-C reaches it directly
+        os.execve(command[0], command, env)

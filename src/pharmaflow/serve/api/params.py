@@ -27,14 +27,19 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
 
 
-def _day(text: str | None, name: str) -> date | None:
-    """A YYYY-MM-DD query parameter as a date; anything else is a 422 naming it."""
+def _day(text: str | date | None, name: str) -> date | None:
+    """A YYYY-MM-DD query parameter (or a date a route parsed) as a date; anything else is a
+    422 naming it."""
     if text is None:
         return None
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        day = None
+    day: date | None
+    if isinstance(text, date):
+        day = text
+    else:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            day = None
     if day is None or not FIRST_DAY <= day <= LAST_DAY:
         raise _invalid(name, f"{name} must be a day YYYY-MM-DD from {FIRST_DAY} to {LAST_DAY}")
     return day

@@ -1,8 +1,9 @@
 """The dashboard's entry point: `streamlit run app.py` (see `pharmaflow dashboard`).
 
-One page per audience, each a file in pages/: live operations for the pharmacy floor, batch
+One page per audience, each a file in views/: live operations for the pharmacy floor, batch
 quality, production performance and compliance for plant QA, logistics and cold chain,
-patient feedback, and recall.
+patient feedback, and recall. (Not pages/: Streamlit turns a pages/ folder beside the entry
+point into a navigation of its own, which a page opened by its URL would get instead.)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-PAGES = Path(__file__).parent / "pages"
+PAGES = Path(__file__).parent / "views"
 SECTIONS = {
     "Pharmacy": [("live.py", "Live operations", ":material/monitoring:")],
     "Plant": [

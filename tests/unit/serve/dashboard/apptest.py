@@ -19,7 +19,7 @@ from tests.conftest import TEST_KEYS
 from tests.phi_scan import leaks, phi_values, text_strings
 from tests.serve_data import SERVED
 
-PAGES = Path(__file__).parents[4] / "src" / "pharmaflow" / "serve" / "dashboard" / "pages"
+PAGES = Path(__file__).parents[4] / "src" / "pharmaflow" / "serve" / "dashboard" / "views"
 TIMEOUT_S = 120  # a first run opens the snapshot and imports plotly: generous, not a benchmark
 
 

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from pharmaflow.serve.api import params
-from pharmaflow.serve.api.auth import require
+from pharmaflow.serve.api.auth import AUTH_RESPONSES, require
 from pharmaflow.serve.api.services import Services, get_services
 from pharmaflow.serve.query import alerts
 from pharmaflow.serve.query.base import Page
 from pharmaflow.serve.security.roles import Scope
 
-router = APIRouter(prefix="/v1", tags=["alerts"])
+router = APIRouter(prefix="/v1", tags=["alerts"], responses=AUTH_RESPONSES)
 
 
 class Incident(BaseModel):

@@ -9,14 +9,17 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from pharmaflow.serve.api import params
-from pharmaflow.serve.api.auth import require
+from pharmaflow.serve.api.auth import AUTH_RESPONSES, ErrorDetail, require
 from pharmaflow.serve.api.services import Services, get_services
 from pharmaflow.serve.query import facilities
 from pharmaflow.serve.query.base import Filters
 from pharmaflow.serve.security.roles import Scope
 
 router = APIRouter(
-    prefix="/v1", tags=["facilities"], dependencies=[Depends(require(Scope.aggregates))]
+    prefix="/v1",
+    tags=["facilities"],
+    dependencies=[Depends(require(Scope.aggregates))],
+    responses=AUTH_RESPONSES,
 )
 
 
@@ -71,6 +74,7 @@ def list_facilities(
 @router.get(
     "/facilities/{facility_id}/metrics",
     response_model=FacilityMetrics,
+    responses={404: {"model": ErrorDetail, "description": "No such facility."}},
     summary="A facility's orders, batches and shipments over the filtered dates",
 )
 def facility_metrics(

@@ -5,17 +5,22 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from pharmaflow.serve.api import params
-from pharmaflow.serve.api.auth import require
+from pharmaflow.serve.api.auth import AUTH_RESPONSES, require
 from pharmaflow.serve.api.services import Services, get_services
 from pharmaflow.serve.query import kpis
 from pharmaflow.serve.query.base import Filters
 from pharmaflow.serve.security.roles import Scope
 
-router = APIRouter(prefix="/v1", tags=["kpis"], dependencies=[Depends(require(Scope.aggregates))])
+router = APIRouter(
+    prefix="/v1",
+    tags=["kpis"],
+    dependencies=[Depends(require(Scope.aggregates))],
+    responses=AUTH_RESPONSES,
+)
 
 MetricName = Literal[tuple(kpis.METRICS)]  # type: ignore[valid-type]
 
@@ -113,6 +118,7 @@ def timeseries(
     "/kpis/realtime",
     response_model=Realtime,
     summary="The speed layer's latest windows per KPI",
+    responses={422: {"description": "A width the speed layer does not keep, or bad filters."}},
 )
 def realtime(
     services: Annotated[Services, Depends(get_services)],
@@ -120,4 +126,8 @@ def realtime(
     width_s: Annotated[int | None, Query(ge=1, le=86_400, description="Window width.")] = None,
     last: Annotated[int, Query(ge=1, le=288, description="How many recent windows.")] = 12,
 ) -> dict[str, Any]:
+    widths = services.queries.realtime_config.windows_s
+    if width_s is not None and width_s not in widths:
+        msg = f"width_s must be one of the speed layer's window widths {list(widths)}"
+        raise HTTPException(422, [{"loc": ["query", "width_s"], "msg": msg, "type": "value_error"}])
     return kpis.realtime(services.queries, width_s, last, filters)

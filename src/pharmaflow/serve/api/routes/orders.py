@@ -9,13 +9,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from pharmaflow.serve.api import params
-from pharmaflow.serve.api.auth import require
+from pharmaflow.serve.api.auth import AUTH_RESPONSES, ErrorDetail, require
 from pharmaflow.serve.api.services import Services, get_services
 from pharmaflow.serve.query import orders
 from pharmaflow.serve.query.base import Filters, Page
 from pharmaflow.serve.security.roles import Scope
 
-router = APIRouter(prefix="/v1", tags=["orders"])
+router = APIRouter(prefix="/v1", tags=["orders"], responses=AUTH_RESPONSES)
 
 
 class OrderEvent(BaseModel):
@@ -77,6 +77,7 @@ def stuck_orders(
 @router.get(
     "/orders/{order_id}/timeline",
     response_model=OrderTimeline,
+    responses={404: {"model": ErrorDetail, "description": "Neither layer knows the order."}},
     dependencies=[Depends(require(Scope.rows))],
     summary="Where an order is: its events and its live stage",
 )

@@ -88,6 +88,7 @@ class AuditVerificationModel(BaseModel):
     response_model=ReidentifyResponse,
     responses={
         **AUTH_RESPONSES,
+        400: {"model": ErrorDetail, "description": "The body is not readable JSON."},
         404: {"model": ErrorDetail, "description": "The vault has no such patient key."},
         503: {"model": ErrorDetail, "description": "The PHI vault cannot be opened here."},
     },
@@ -114,7 +115,7 @@ def reidentify_patient(
 
 @router.get("/audit", response_model=AuditPage, responses=AUTH_RESPONSES)
 def audit_entries(
-    after_seq: Annotated[int, Query(ge=0, description="Entries after this seq.")] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=2**63 - 1, description="Entries after this seq.")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 100,
     principal: Principal = Depends(require(Scope.audit)),
     services: Services = Depends(get_services),

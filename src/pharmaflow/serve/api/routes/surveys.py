@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from pharmaflow.serve.api.auth import require
+from pharmaflow.serve.api.auth import AUTH_RESPONSES, ErrorDetail, require
 from pharmaflow.serve.api.services import Services, get_services
 from pharmaflow.serve.security.roles import Scope
 from pharmaflow.serve.surveys.model import SurveySubmission
 
-router = APIRouter(prefix="/v1", tags=["surveys"])
+router = APIRouter(prefix="/v1", tags=["surveys"], responses=AUTH_RESPONSES)
 
 
 class SurveyAccepted(BaseModel):
@@ -29,7 +29,8 @@ class SurveyAccepted(BaseModel):
     summary="Submit a patient survey (resubmitting the same survey_id changes nothing)",
     responses={
         200: {"model": SurveyAccepted, "description": "Already stored (same content)."},
-        409: {"description": "The survey_id is stored with different content."},
+        400: {"model": ErrorDetail, "description": "The body is not readable JSON."},
+        409: {"model": ErrorDetail, "description": "The survey_id is stored with other content."},
     },
 )
 def submit_survey(
