@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from pharmaflow.serve.api.app import create_app
 from pharmaflow.serve.snapshots import reader_config
 from pharmaflow.warehouse import publish
-from tests.serve_data import ServedData, api_keys
+from tests.serve_data import ServedData, api_keys, assert_no_phi, raw_phi
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,8 @@ def test_timeseries_and_realtime(client: TestClient, keys: dict[str, str]) -> No
     assert live["running"] is True and live["width_s"] == 300
     assert len({v["start"] for v in live["kpis"]}) <= 3
     bad = client.get("/v1/kpis/realtime?width_s=7", headers=headers)
-    assert bad.status_code == 503 and "keeps windows of" in bad.json()["detail"]
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["query", "width_s"]
 
 
 def test_facility_metrics_match_the_warehouse(
@@ -230,3 +231,36 @@ def test_a_survey_is_stored_once(client: TestClient, keys: dict[str, str]) -> No
     assert bad.status_code == 422
     assert bad.json()["detail"][0]["loc"] == ["body", "rating"]
     assert client.post("/v1/surveys", json=survey, headers=_as(keys, "viewer")).status_code == 403
+
+
+def test_no_patient_identifier_in_any_answer_or_log(
+    client: TestClient, keys: dict[str, str], served: ServedData
+) -> None:
+    """Every route of this module, as the role that sees the most rows, and every log the
+    served data dir holds: no raw patient identifier (patient keys are pseudonymous)."""
+    headers = _as(keys, "privacy_officer")
+    stuck = client.get("/v1/orders/stuck?limit=20", headers=headers).json()["items"]
+    [(delivered,)] = _snapshot_rows(
+        served, "select order_id from gold.fact_order_lifecycle where delivered_at is not null "
+        "order by order_id limit 1",
+    )  # fmt: skip
+    urls = [
+        "/v1/kpis/daily",
+        "/v1/kpis/timeseries?metric=orders_placed&interval=hour",
+        "/v1/kpis/realtime?last=50",
+        "/v1/orders/stuck?limit=500",
+        "/v1/alerts?limit=500",
+        "/v1/facilities",
+        "/v1/facilities/PH-001/metrics",
+        f"/v1/orders/{delivered}/timeline",
+        *(f"/v1/orders/{o['order_id']}/timeline" for o in stuck),
+    ]
+    bodies = []
+    for url in urls:
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200, url
+        bodies.append(response.json())
+    logs = [
+        p.read_text(errors="replace") for p in served.settings.logs_dir.rglob("*") if p.is_file()
+    ]
+    assert_no_phi([bodies, logs], raw_phi(served.events))

@@ -10,28 +10,22 @@ feedback.py, recall.py); this module only validates, authorises and documents th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from pharmaflow.serve.api import params
 from pharmaflow.serve.api.auth import (
     AUTH_RESPONSES,
-    INVALID_KEY,
     ErrorDetail,
-    api_key_header,
-    bearer,
     require,
 )
 from pharmaflow.serve.api.services import Services, get_services
 from pharmaflow.serve.query import feedback, logistics, recall
 from pharmaflow.serve.query.base import Filters, Page
-from pharmaflow.serve.security.keys import Principal
-from pharmaflow.serve.security.roles import Role, Scope, roles_with
+from pharmaflow.serve.security.roles import Scope
 
 router = APIRouter(prefix="/v1", tags=["logistics"])
 
@@ -47,40 +41,9 @@ Period = Annotated[
 ]
 
 
-def require_any(*scopes: Scope, allows: str) -> Callable[..., Principal]:
-    """A dependency yielding the caller if its role grants any of `scopes`: auth's own
-    check per scope (the same 401s), and one 403 saying what the role may not do (`allows`
-    finishes "the viewer role may not ...") and naming every role that may."""
-
-    def dependency(
-        request: Request,
-        header_key: str | None = Security(api_key_header),
-        bearer_key: HTTPAuthorizationCredentials | None = Security(bearer),
-    ) -> Principal:
-        denied: HTTPException | None = None
-        for scope in scopes:
-            try:
-                return require(scope)(request, header_key, bearer_key)
-            except HTTPException as exc:
-                if exc.status_code != 403:
-                    raise
-                denied = exc
-        raw = (header_key or (bearer_key.credentials if bearer_key else "")).strip()
-        principal = request.app.state.services.keys.authenticate(raw)
-        if principal is None:  # revoked between the two checks
-            raise HTTPException(401, INVALID_KEY, headers={"WWW-Authenticate": "ApiKey"})
-        may = ", ".join(r.value for r in Role if any(r in roles_with(s) for s in scopes))
-        raise HTTPException(
-            403, f"the {principal.role} role may not {allows}; roles that may: {may}"
-        ) from denied
-
-    dependency.__name__ = "require_" + "_or_".join(s.value for s in scopes)
-    return dependency
-
-
 ROWS = [Depends(require(Scope.rows))]
 AGGREGATES = [Depends(require(Scope.aggregates))]
-TRACE = [Depends(require_any(Scope.rows, Scope.quality, allows="read lot traces"))]
+TRACE = [Depends(require(Scope.rows, Scope.quality, what="read lot traces"))]
 
 
 def _not_found(what: str) -> dict[int | str, dict[str, Any]]:
@@ -88,18 +51,9 @@ def _not_found(what: str) -> dict[int | str, dict[str, Any]]:
 
 
 def feedback_filters(
-    date_from: Annotated[
-        date | None, Query(description="First UTC day of submission included (YYYY-MM-DD).")
-    ] = None,
-    date_to: Annotated[date | None, Query(description="Last UTC day included.")] = None,
-    pharmacy_id: Annotated[
-        str | None,
-        Query(
-            max_length=64,
-            pattern=params.ID_PATTERN,
-            description="The surveyed order's pharmacy (facility id, e.g. PH-004).",
-        ),
-    ] = None,
+    date_from: params.DateFrom = None,
+    date_to: params.DateTo = None,
+    pharmacy_id: params.PharmacyId = None,
 ) -> Filters:
     """The filters feedback routes take: dates and pharmacy (site and carrier do not apply)."""
     return params.filters(date_from=date_from, date_to=date_to, pharmacy_id=pharmacy_id)

@@ -8,12 +8,11 @@ and documents them.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
 
 from pharmaflow.serve.api import params
 from pharmaflow.serve.api.auth import AUTH_RESPONSES, ErrorDetail, require
@@ -34,38 +33,10 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 BatchId = Annotated[str, params.path_id("Manufacturing batch id, e.g. BT-PL01-261102-03.")]
 
 
-# The calendar the filters accept: a day whose end is still a timestamp (9999-12-31 + 1 day
-# is not), so any date a client sends is an answer or a 422, never an overflow.
-FIRST_DAY, LAST_DAY = date(1, 1, 1), date(9998, 12, 31)
-_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _iso_day(value: object) -> object:
-    """Only a YYYY-MM-DD text is a day here (pydantic alone would also take `0`, a Unix time,
-    which is not what the documented `format: date` promises)."""
-    if isinstance(value, date) or (isinstance(value, str) and _ISO_DAY.fullmatch(value)):
-        return value
-    raise ValueError("a day as YYYY-MM-DD")
-
-
-Day = Annotated[date | None, BeforeValidator(_iso_day)]
-
-
 def site_filters(
-    date_from: Annotated[
-        Day, Query(ge=FIRST_DAY, le=LAST_DAY, description="First UTC day included (YYYY-MM-DD).")
-    ] = None,
-    date_to: Annotated[
-        Day, Query(ge=FIRST_DAY, le=LAST_DAY, description="Last UTC day included.")
-    ] = None,
-    site_id: Annotated[
-        str | None,
-        Query(
-            max_length=64,
-            pattern=params.ID_PATTERN,
-            description="Manufacturing site (plant facility id, e.g. PL-01).",
-        ),
-    ] = None,
+    date_from: params.DateFrom = None,
+    date_to: params.DateTo = None,
+    site_id: params.SiteId = None,
 ) -> Filters:
     """The filters plant routes take: dates and site (pharmacy and carrier do not apply)."""
     return params.filters(date_from=date_from, date_to=date_to, site_id=site_id)
