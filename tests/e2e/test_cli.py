@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +66,18 @@ def test_a_command_that_fails_exits_non_zero(tmp_path):
     """`status` of a broker that is not running exits 3; exit codes must reach the shell."""
     result = run("broker", "status", data_dir=tmp_path)
     assert result.returncode == 3 and "not running" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["serve", "dashboard"])
+def test_a_busy_port_is_one_line(command: str, busy_port: int, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pharmaflow", "--data-dir", str(tmp_path / "d"), command,
+         "--port", str(busy_port)],
+        capture_output=True, text=True, env=env_with_keys(), timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == (
+        f"pharmaflow: error: cannot serve on 127.0.0.1:{busy_port}: Address already in use; "
+        "pick another --port"
+    ), result.stderr

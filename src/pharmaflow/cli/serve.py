@@ -8,6 +8,7 @@ loopback by default (`PHARMAFLOW_API_HOST`): the dashboard has no login, the API
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -26,6 +27,21 @@ PortOption = Annotated[
 HostOption = Annotated[
     str | None, typer.Option(help="Address to bind (default: PHARMAFLOW_API_HOST, loopback).")
 ]
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port that is taken, in one line, before a server starts (uvicorn and Streamlit
+    would log an error of their own and exit with a code of their own)."""
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PharmaflowError(
+                f"cannot serve on {host}:{port}: {exc.strerror or exc}; pick another --port"
+            ) from None
 
 
 def dashboard_command(settings: Settings, host: str, port: int) -> list[str]:
@@ -50,6 +66,7 @@ def register(app: typer.Typer) -> None:
         settings: Settings = ctx.obj
         bind = host or settings.api_host
         chosen = settings.api_port if port is None else port
+        check_port(bind, chosen)
         err_console.print(f"pharmaflow: API on http://{bind}:{chosen}/docs", highlight=False)
         try:
             uvicorn.run(create_app(settings), host=bind, port=chosen, log_level="warning")
@@ -64,6 +81,7 @@ def register(app: typer.Typer) -> None:
         settings: Settings = ctx.obj
         bind = host or settings.api_host
         chosen = settings.dashboard_port if port is None else port
+        check_port(bind, chosen)
         env = {**os.environ, "PHARMAFLOW_DATA_DIR": str(settings.root)}
         err_console.print(f"pharmaflow: dashboard on http://{bind}:{chosen}", highlight=False)
         command = dashboard_command(settings, bind, chosen)
