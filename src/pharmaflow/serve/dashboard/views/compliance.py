@@ -30,36 +30,29 @@ AUDIT_ROWS = 200
 
 
 def age_chart(by_age: list[dict[str, Any]]) -> go.Figure:
-    fig = go.Figure()
     buckets = list(dict.fromkeys(r["age_bucket"] for r in by_age))
-    for severity in dict.fromkeys(r["severity"] for r in by_age):
-        rows = {r["age_bucket"]: r["open"] for r in by_age if r["severity"] == severity}
-        fig.add_bar(
-            x=buckets,
-            y=[rows.get(b, 0) for b in buckets],
-            name=severity,
-            marker_color=SEVERITY_COLOURS.get(severity, "#757575"),
-        )
-    fig.update_layout(
-        barmode="stack",
-        height=340,
-        margin={"t": 30, "b": 10},
-        xaxis={"title": "open for"},
-        yaxis={"title": "open deviations"},
-    )
-    return fig
+    return _by_severity(by_age, "age_bucket", "open", buckets, "open for", "open deviations")
 
 
 def investigation_chart(distribution: list[dict[str, Any]]) -> go.Figure:
     buckets = [
         b for b in compliance.DURATION_BUCKETS if any(r["bucket"] == b for r in distribution)
     ]
+    return _by_severity(
+        distribution, "bucket", "deviations", buckets, "investigation took", "closed deviations"
+    )
+
+
+def _by_severity(
+    rows: list[dict[str, Any]], bucket: str, value: str, buckets: list[str], x: str, y: str
+) -> go.Figure:
+    """Bars per bucket, stacked by severity (its colour), for both deviation charts."""
     fig = go.Figure()
-    for severity in dict.fromkeys(r["severity"] for r in distribution):
-        rows = {r["bucket"]: r["deviations"] for r in distribution if r["severity"] == severity}
+    for severity in dict.fromkeys(r["severity"] for r in rows):
+        counts = {r[bucket]: r[value] for r in rows if r["severity"] == severity}
         fig.add_bar(
             x=buckets,
-            y=[rows.get(b, 0) for b in buckets],
+            y=[counts.get(b, 0) for b in buckets],
             name=severity,
             marker_color=SEVERITY_COLOURS.get(severity, "#757575"),
         )
@@ -67,8 +60,8 @@ def investigation_chart(distribution: list[dict[str, Any]]) -> go.Figure:
         barmode="stack",
         height=340,
         margin={"t": 30, "b": 10},
-        xaxis={"title": "investigation took"},
-        yaxis={"title": "closed deviations"},
+        xaxis={"title": x},
+        yaxis={"title": y},
     )
     return fig
 
