@@ -5,28 +5,12 @@ investigation statistics are those of the closed deviations, pages cover every d
 from __future__ import annotations
 
 import statistics
-from typing import Any
 
 import pytest
 
 from pharmaflow.serve.query import compliance
-from pharmaflow.serve.query.base import BadCursor, Filters, Page, QueryContext, encode_cursor
-
-
-@pytest.fixture(scope="module")
-def ctx(served):
-    context = QueryContext(served.settings)
-    yield context
-    context.close()
-
-
-def sql(ctx: QueryContext, text: str, params: list[Any] | None = None) -> list[tuple]:
-    with ctx.reading() as q:
-        return q.snap.cursor().execute(text, params or []).fetchall()
-
-
-def scalar(ctx: QueryContext, text: str, params: list[Any] | None = None) -> Any:
-    return sql(ctx, text, params)[0][0]
+from pharmaflow.serve.query.base import BadCursor, Filters, Page, encode_cursor
+from tests.unit.serve.query.snapshot_sql import scalar, sql
 
 
 def test_open_deviations_add_up_to_fact_deviation(ctx):

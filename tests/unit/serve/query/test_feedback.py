@@ -8,7 +8,6 @@ events, whose free text named patients, phone numbers and e-mails before ingest 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,13 +18,6 @@ from pharmaflow.serve.query import feedback
 from pharmaflow.serve.query.base import Filters, Page, QueryContext
 from tests.phi_scan import leaks
 from tests.serve_data import assert_no_phi, raw_phi
-
-
-@pytest.fixture(scope="module")
-def ctx(served) -> Iterator[QueryContext]:
-    context = QueryContext(served.settings)
-    yield context
-    context.close()
 
 
 @pytest.fixture(scope="module")

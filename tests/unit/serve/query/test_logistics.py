@@ -3,7 +3,6 @@ temperature series that keep every reading's contribution, the speed layer's sta
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,13 +11,6 @@ from pharmaflow.errors import PharmaflowError
 from pharmaflow.serve.query import logistics
 from pharmaflow.serve.query.base import Filters, Page, QueryContext
 from tests.serve_data import assert_no_phi, raw_phi
-
-
-@pytest.fixture(scope="module")
-def ctx(served) -> Iterator[QueryContext]:
-    context = QueryContext(served.settings)
-    yield context
-    context.close()
 
 
 def gold(ctx: QueryContext, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:

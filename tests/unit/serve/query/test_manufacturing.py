@@ -12,23 +12,7 @@ import pytest
 
 from pharmaflow.serve.query import manufacturing
 from pharmaflow.serve.query.base import BadCursor, Filters, Page, QueryContext, encode_cursor
-
-
-@pytest.fixture(scope="module")
-def ctx(served):
-    context = QueryContext(served.settings)
-    yield context
-    context.close()
-
-
-def sql(ctx: QueryContext, text: str, params: list[Any] | None = None) -> list[tuple]:
-    """Ground truth: SQL straight on the snapshot the query layer serves."""
-    with ctx.reading() as q:
-        return q.snap.cursor().execute(text, params or []).fetchall()
-
-
-def scalar(ctx: QueryContext, text: str, params: list[Any] | None = None) -> Any:
-    return sql(ctx, text, params)[0][0]
+from tests.unit.serve.query.snapshot_sql import scalar, sql
 
 
 def all_pages(fetch, limit: int) -> tuple[list[dict[str, Any]], int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,13 +15,6 @@ from pharmaflow.warehouse import trace
 from tests.serve_data import assert_no_phi, raw_phi
 
 EXTRA = ("graph", "as_of", "snapshot")
-
-
-@pytest.fixture(scope="module")
-def ctx(served) -> Iterator[QueryContext]:
-    context = QueryContext(served.settings)
-    yield context
-    context.close()
 
 
 def gold(ctx: QueryContext, sql: str) -> list[dict[str, Any]]:
