@@ -63,3 +63,11 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # -> tests.serve_data.Ser
     from tests.serve_data import make_served
 
     return make_served(tmp_path_factory.mktemp("served"))
+
+
+@pytest.fixture(scope="session")
+def ml_warehouse(tmp_path_factory: pytest.TempPathFactory):  # -> tests.ml_data.MlWarehouse
+    """A 9-week data dir with a built, published warehouse and its ground truth (read it only)."""
+    from tests.ml_data import make_ml_warehouse
+
+    return make_ml_warehouse(tmp_path_factory.mktemp("ml"))

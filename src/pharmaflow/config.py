@@ -192,6 +192,21 @@ class Settings(BaseSettings):
     snapshots_kept: int = Field(
         3, ge=1, description="Read-only warehouse snapshots kept for serving (the newest serve)."
     )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking and registry store (default "
+        "sqlite:///<data_dir>/ml/mlflow.db; any MLflow URI, e.g. http://mlflow:5000).",
+    )
+    ml_seed: int = Field(
+        7, ge=0, description="Seed of every model's training (same seed, same data: same metrics)."
+    )
+    ml_drift_alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="Drift check: a feature drifts when its two-sample test "
+        "rejects at this level after a Bonferroni correction over the features.",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -214,6 +229,21 @@ class Settings(BaseSettings):
     def security_store_url(self) -> str:
         """Where API keys and the audit trail live (a SQLite path or a postgresql:// URL)."""
         return self.security_store or str(self.root / "serve" / "security.db")
+
+    @property
+    def ml_dir(self) -> Path:
+        """The MLflow store and artifacts by default, and the model cards."""
+        return self.data_dir / "ml"
+
+    @property
+    def tracking_uri(self) -> str:
+        """Where MLflow tracks runs and registers models."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.ml_dir / 'mlflow.db'}"
+
+    @property
+    def truth_dir(self) -> Path:
+        """Ground truth the simulator wrote beside the data (simulate/truth.py)."""
+        return self.data_dir / "truth"
 
     @property
     def snapshots_dir(self) -> Path:

@@ -89,6 +89,7 @@ def through_kafka(
 
     began = time.perf_counter()
     output = generate(config)
+    output.truth.write(settings.truth_dir, config.model_dump(mode="json"))
     with kafka_cluster(settings) as (bootstrap, ours):
         group = f"pharmaflow-demo-{uuid.uuid4().hex[:8]}"
         if not ours:  # a shared cluster: read only what this run publishes
@@ -123,7 +124,7 @@ def through_file(
 
     with tempfile.TemporaryDirectory(prefix="pharmaflow-demo-") as folder:
         path = Path(folder) / "events.jsonl"
-        stats = run_simulation(config, path)
+        stats = run_simulation(config, path, settings.truth_dir)
         ingest = ingest_cli.run_ingest(settings, str(path))
         live = run_realtime_worker(settings, str(path))
     source = "file (simulated to a temporary file, removed after ingest)"

@@ -25,6 +25,7 @@ from pharmaflow.cli import (
     ingest,
     keys,
     kpis,
+    ml,
     realtime,
     serve,
     simulate,
@@ -94,6 +95,7 @@ for module in (
     up,
     apikey,
     audit,
+    ml,
 ):
     module.register(app)
 

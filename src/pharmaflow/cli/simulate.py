@@ -28,16 +28,17 @@ def default_input(settings: Settings) -> Path:
     return settings.root / "input" / "events.jsonl"
 
 
-def run_simulation(config: SimConfig, out: Path) -> SimStats:
-    """Write the window to `out`; an output the OS refuses is one line, with nothing written
-    (the file is written under a temporary name and renamed only once complete)."""
+def run_simulation(config: SimConfig, out: Path, truth_dir: Path | None = None) -> SimStats:
+    """Write the window to `out` (and its ground truth to `truth_dir`); an output the OS
+    refuses is one line, with nothing written (the file is written under a temporary name and
+    renamed only once complete)."""
     from pharmaflow.simulate.simulator import simulate
 
     check_out(out)
     check_memory(config)
     try:
         with progress_bar("simulate") as advance:
-            return simulate(config, out, progress=_reporter(advance))
+            return simulate(config, out, progress=_reporter(advance), truth_dir=truth_dir)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise PharmaflowError(
@@ -170,6 +171,13 @@ def register(app: typer.Typer) -> None:
             int | None,
             typer.Option(min=1, max=256, help="With --to: partitions of created topics [6]."),
         ] = None,
+        truth_dir: Annotated[
+            Path | None,
+            typer.Option(
+                help="Where the ground truth goes (never into the events) [default: "
+                "<data-dir>/truth]."
+            ),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print stats as JSON.")] = False,
     ) -> None:
         """Simulate a coherent stream of supply-chain events to a JSONL file or Kafka.
@@ -177,6 +185,8 @@ def register(app: typer.Typer) -> None:
         Manufacturing, logistics, pharmacy, feedback and sales, with duplicates, late,
         out-of-order and malformed events mixed in; deterministic for a seed. With --to, each
         line is published to its domain topic (pharma.<domain>) keyed by the envelope key.
+        The ground truth the models are judged against (true late probabilities, demand,
+        price elasticities, comment sentiment) is written beside the data, never into it.
         """
         from pharmaflow.simulate.config import FIRST_START, LAST_START, SimConfig
 
@@ -218,7 +228,7 @@ def register(app: typer.Typer) -> None:
         )
         if to is None:
             target = out or default_input(settings)
-            stats = run_simulation(config, target)
+            stats = run_simulation(config, target, truth_dir or settings.truth_dir)
             if as_json:
                 print_json({"out": str(target), **stats.to_dict()})
                 return
@@ -243,6 +253,7 @@ def register(app: typer.Typer) -> None:
             config = live_config(config)
         check_memory(config, in_memory=True)
         output = generate(config)
+        output.truth.write(truth_dir or settings.truth_dir, config.model_dump(mode="json"))
         with progress_bar("publish") as advance:
             sent = publish(
                 output,

@@ -9,13 +9,20 @@ The window opens with stock already in place: each distribution centre holds lot
 before the window (no events; the batches are history), and each pharmacy receives a
 same-day opening shipment from its DC in the first hours. So every lot a pharmacy dispenses
 appears in a shipment in the file, and pharmacies fill nothing before that first delivery.
+
+Whether a shipment arrives late follows a known logistic model (`DelayModel`): its log-odds
+are the sum of a carrier, service-level, pickup-weekday, cold-chain, origin-facility and
+distance effect. Each shipment's true probability, its draw and the drivers go to the ground
+truth (`truth.SHIPMENT_DELAY`), never into the events, so a delay model trained on the
+warehouse can be judged against the probability that really generated the data.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,12 +31,12 @@ from pharmaflow.simulate.clock import day_floor, iso_utc, weekday, yymmdd
 from pharmaflow.simulate.config import DAY_MS, HOUR_MS, MINUTE_MS, SimConfig, Streams, streams
 from pharmaflow.simulate.events import EventSink, Series
 from pharmaflow.simulate.manufacturing import Release, lot_number, plant_products
+from pharmaflow.simulate.truth import SHIPMENT_DELAY, Truth
 
 SPEC_MIN_C = 2.0
 SPEC_MAX_C = 8.0
 LOGGER_INTERVAL_MS = 15 * MINUTE_MS
 EXCURSION_SHARE = 0.03  # of cold-chain shipments
-WEEKEND_DELAY_FACTOR = 1.8  # transit over Friday-Sunday is late more often
 REGION_FALLBACK = {"SOUTHWEST": "SOUTHEAST"}
 PICKUP_HOUR_UTC = 22  # carriers collect parcels from pharmacies in the (US) late afternoon
 
@@ -49,6 +56,46 @@ LOST_DETAILS = (
     "Package not located after the last hub scan; trace opened",
     "No scan for 48 hours; declared lost by the carrier",
 )
+
+# The delay model: log-odds of a late delivery = DELAY_INTERCEPT + carrier + service level +
+# pickup weekday + cold chain + origin facility + distance effect (DelayModel). The intercept
+# keeps the late share near one in ten on the shipped reference data.
+DELAY_INTERCEPT = -3.0
+# A carrier's effect is the log-odds of its drawn late rate (carrier_late_rates) against this.
+CARRIER_REFERENCE_RATE = 0.08
+SERVICE_LEVEL_EFFECT = {
+    "SAME_DAY": 0.45,  # an 8-hour promise leaves no slack
+    "OVERNIGHT": 0.25,
+    "TWO_DAY": 0.0,
+    "GROUND": -0.35,  # long promises absorb a missed connection
+    "FREIGHT": -0.25,
+}
+# By the pickup's business day (the US day: UTC minus 6 hours), Monday .. Sunday: parcels
+# collected late in the week spend the weekend in the network.
+WEEKDAY_EFFECT = (-0.35, -0.4, -0.15, 0.2, 0.6, 0.5, 0.05)
+COLD_CHAIN_EFFECT = 0.45  # temperature-controlled lanes have fewer, tighter connections
+ORIGIN_EFFECT_SD = 0.45  # facilities differ (dock practice, the carriers' local hubs)
+DISTANCE_EFFECT_PER_1000_KM = 0.25
+# A representative point (about the centre of population) of each US state and DC, degrees
+# (latitude, longitude). The distance of a shipment is the great-circle distance between the
+# points of its origin's state and its destination's state (the patient's state for an order):
+# 0 within a state. gold.ml_shipment_features carries the same figures in SQL.
+STATE_POINTS: dict[str, tuple[float, float]] = {
+    "AL": (33.0, -86.8), "AK": (61.4, -149.6), "AZ": (33.4, -112.0), "AR": (35.0, -92.4),
+    "CA": (35.5, -119.4), "CO": (39.5, -105.2), "CT": (41.5, -72.8), "DE": (39.4, -75.6),
+    "DC": (38.9, -77.0), "FL": (27.8, -81.6), "GA": (33.3, -83.9), "HI": (21.3, -157.9),
+    "ID": (43.6, -115.4), "IL": (41.3, -88.4), "IN": (40.0, -86.3), "IA": (41.9, -93.1),
+    "KS": (38.5, -97.0), "KY": (37.8, -85.3), "LA": (30.7, -91.5), "ME": (44.3, -69.9),
+    "MD": (39.1, -76.8), "MA": (42.3, -71.4), "MI": (42.9, -84.2), "MN": (45.2, -93.6),
+    "MS": (32.6, -89.6), "MO": (38.4, -92.2), "MT": (46.6, -110.9), "NE": (41.2, -97.3),
+    "NV": (36.4, -115.4), "NH": (43.0, -71.5), "NJ": (40.4, -74.4), "NM": (34.6, -106.3),
+    "NY": (41.5, -74.6), "NC": (35.6, -79.6), "ND": (47.4, -99.3), "OH": (40.5, -82.7),
+    "OK": (35.6, -97.0), "OR": (44.7, -122.5), "PA": (40.5, -77.0), "RI": (41.8, -71.4),
+    "SC": (34.0, -81.1), "SD": (43.9, -98.9), "TN": (35.8, -86.4), "TX": (30.9, -97.4),
+    "UT": (40.4, -111.9), "VT": (44.1, -72.8), "VA": (38.0, -77.8), "WA": (47.3, -121.6),
+    "WV": (38.8, -80.9), "WI": (43.7, -89.0), "WY": (42.6, -107.4),
+}  # fmt: skip
+EARTH_RADIUS_KM = 6371.0
 
 
 @dataclass(frozen=True)
@@ -99,9 +146,121 @@ class Inventory:
 
 
 def carrier_late_rates(config: SimConfig, reference: Reference) -> dict[str, float]:
-    """Each carrier's base chance of delivering late: some carriers are simply worse."""
+    """Each carrier's late rate on a reference lane (some carriers are simply worse); its
+    log-odds against CARRIER_REFERENCE_RATE is the carrier's effect in the delay model."""
     rnd = streams(config, "carriers").py
     return {c.carrier_id: 0.03 + 0.15 * rnd.random() for c in reference.carriers}
+
+
+def state_distance_km(origin_state: str | None, destination_state: str | None) -> float | None:
+    """Great-circle distance between two states' points (STATE_POINTS); None when either
+    state is unknown."""
+    a = STATE_POINTS.get(origin_state or "")
+    b = STATE_POINTS.get(destination_state or "")
+    if a is None or b is None:
+        return None
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class DelayEffects:
+    """One shipment's drivers and their log-odds contributions in the delay model."""
+
+    carrier: float
+    service_level: float
+    weekday: float
+    cold_chain: float
+    origin: float
+    distance: float
+    pickup_weekday: int  # Monday = 0, of the pickup's business day
+    distance_km: float | None
+
+    @property
+    def logit(self) -> float:
+        return DELAY_INTERCEPT + (
+            self.carrier
+            + self.service_level
+            + self.weekday
+            + self.cold_chain
+            + self.origin
+            + self.distance
+        )
+
+    @property
+    def probability(self) -> float:
+        return 1 / (1 + math.exp(-self.logit))
+
+
+@dataclass(frozen=True)
+class DelayModel:
+    """The true chance of a late delivery: a logistic model whose per-carrier and per-origin
+    effects are drawn once per seed (the rest are the module constants). Unknown carriers,
+    origins, service levels and states add nothing."""
+
+    carrier_effect: dict[str, float]
+    origin_effect: dict[str, float]
+    state_of: dict[str, str]  # facility_id -> state
+
+    @classmethod
+    def build(
+        cls, config: SimConfig, reference: Reference, late_rates: dict[str, float]
+    ) -> DelayModel:
+        # Its own stream: drawing the origin effects shifts no other domain's numbers.
+        draws = streams(config, "shipment-delay").np.normal(
+            0.0, ORIGIN_EFFECT_SD, len(reference.facilities)
+        )
+        return cls(
+            carrier_effect={
+                c: _logit(rate) - _logit(CARRIER_REFERENCE_RATE) for c, rate in late_rates.items()
+            },
+            origin_effect={
+                f.facility_id: float(d) for f, d in zip(reference.facilities, draws, strict=True)
+            },
+            state_of={f.facility_id: f.state for f in reference.facilities},
+        )
+
+    def effects(
+        self,
+        *,
+        carrier_id: str,
+        service_level: str,
+        pickup_ms: int,
+        cold_chain: bool,
+        origin: str,
+        destination_state: str | None,
+    ) -> DelayEffects:
+        pickup_weekday = weekday(pickup_ms - 6 * HOUR_MS)
+        distance_km = state_distance_km(self.state_of.get(origin), destination_state)
+        return DelayEffects(
+            carrier=self.carrier_effect.get(carrier_id, 0.0),
+            service_level=SERVICE_LEVEL_EFFECT.get(service_level, 0.0),
+            weekday=WEEKDAY_EFFECT[pickup_weekday],
+            cold_chain=COLD_CHAIN_EFFECT if cold_chain else 0.0,
+            origin=self.origin_effect.get(origin, 0.0),
+            distance=DISTANCE_EFFECT_PER_1000_KM * (distance_km or 0.0) / 1000,
+            pickup_weekday=pickup_weekday,
+            distance_km=distance_km,
+        )
+
+
+@dataclass
+class _DelayTruth:
+    """The rows of truth.SHIPMENT_DELAY one Shipper collects, added as one block at the end."""
+
+    columns: dict[str, list[object]] = field(default_factory=lambda: defaultdict(list))
+
+    def append(self, **row: object) -> None:
+        for name, value in row.items():
+            self.columns[name].append(value)
 
 
 class Shipper:
@@ -117,13 +276,16 @@ class Shipper:
         st: Streams,
         prefix: str,
         late_rates: dict[str, float],
+        truth: Truth | None = None,
     ) -> None:
         self._reference = reference
         self._sink = sink
         self._rnd = st.py
         self._rng = st.np
         self._prefix = prefix
-        self._late_rates = late_rates
+        self._delay = DelayModel.build(config, reference, late_rates)
+        self._truth = truth
+        self._delay_truth = _DelayTruth()
         self._seq = 0
         self._loggers: list[_LoggerRun] = []
 
@@ -148,9 +310,11 @@ class Shipper:
         loss_rate: float = 0.0,
         damage_rate: float = 0.002,
         daily_pickup: bool = False,
+        destination_state: str | None = None,
     ) -> Shipment:
         """Emit the shipment's events. `daily_pickup`: parcels wait for the carrier's evening
-        collection (as at a pharmacy) instead of being collected soon after creation."""
+        collection (as at a pharmacy) instead of being collected soon after creation.
+        `destination_state`: where a shipment to a patient goes (a facility's is known)."""
         rnd = self._rnd
         self._seq += 1
         shipment_id = f"{self._prefix}-{yymmdd(created_ms)}-{self._seq:06d}"
@@ -181,10 +345,18 @@ class Shipper:
         emit = self._sink.emit
         emit("logistics.shipment.created", "wms", created_ms, shipment_id, created, trace)
 
-        late_p = self._late_rates.get(carrier.carrier_id, 0.08)
-        if any(weekday(t) >= 4 for t in range(day_floor(pickup), promised + 1, DAY_MS)):
-            late_p *= WEEKEND_DELAY_FACTOR
-        late = rnd.random() < min(late_p, 0.6)
+        if destination is not None:
+            destination_state = self._delay.state_of.get(destination)
+        effects = self._delay.effects(
+            carrier_id=carrier.carrier_id,
+            service_level=service_level,
+            pickup_ms=pickup,
+            cold_chain=cold_chain,
+            origin=origin,
+            destination_state=destination_state,
+        )
+        late_p = effects.probability
+        late = rnd.random() < late_p
         span_promised = promised - pickup
         if late:
             delivered = promised + int(min(1 + rnd.expovariate(1 / 10), 60) * HOUR_MS)
@@ -194,6 +366,18 @@ class Shipper:
         lost = rnd.random() < loss_rate
         damaged = not lost and rnd.random() < damage_rate
         span = delivered - pickup
+        if self._truth is not None:
+            self._record_delay(
+                shipment_id,
+                carrier,
+                service_level,
+                cold_chain,
+                origin,
+                destination_state,
+                effects,
+                late,
+                lost,
+            )
 
         def scan(at: int, status: str, facility: str | None = None) -> None:
             payload = {"shipment_id": shipment_id, "status": status}
@@ -243,6 +427,41 @@ class Shipper:
         )
         return Shipment(shipment_id, promised, delivered, None, damaged, excursion)
 
+    def _record_delay(
+        self,
+        shipment_id: str,
+        carrier: Carrier,
+        service_level: str,
+        cold_chain: bool,
+        origin: str,
+        destination_state: str | None,
+        effects: DelayEffects,
+        late: bool,
+        lost: bool,
+    ) -> None:
+        self._delay_truth.append(
+            shipment_id=shipment_id,
+            carrier_id=carrier.carrier_id,
+            service_level=service_level,
+            cold_chain=cold_chain,
+            origin_facility_id=origin,
+            origin_state=self._delay.state_of.get(origin),
+            destination_state=destination_state,
+            distance_km=effects.distance_km,
+            pickup_weekday=effects.pickup_weekday,
+            intercept=DELAY_INTERCEPT,
+            carrier_effect=effects.carrier,
+            service_level_effect=effects.service_level,
+            weekday_effect=effects.weekday,
+            cold_chain_effect=effects.cold_chain,
+            origin_effect=effects.origin,
+            distance_effect=effects.distance,
+            logit=effects.logit,
+            late_probability=effects.probability,
+            is_late=late,  # the draw; a lost shipment (lost) was never delivered
+            lost=lost,
+        )
+
     def _plan_logger(self, shipment_id: str, trace: str, start: int, end: int) -> bool:
         """Plan a data logger reading every 15 minutes in transit (the readings themselves are
         drawn in bulk by `finish`); returns whether the shipment will see an excursion."""
@@ -274,7 +493,11 @@ class Shipper:
     def finish(self) -> None:
         """Emit the temperature readings of every planned logger, drawn in one vectorised
         pass (per shipment it would cost more than the rest of the shipment), and the
-        TEMP_EXCURSION exception of each excursion. Call once all shipments are made."""
+        TEMP_EXCURSION exception of each excursion, and hand the shipments' delay truth over.
+        Call once all shipments are made."""
+        if self._truth is not None and self._delay_truth.columns:
+            self._truth.add(SHIPMENT_DELAY, **self._delay_truth.columns)
+            self._delay_truth = _DelayTruth()
         runs, self._loggers = self._loggers, []
         if not runs:
             return
@@ -364,11 +587,12 @@ def distribute(
     releases: list[Release],
     inventory: Inventory,
     late_rates: dict[str, float],
+    truth: Truth | None = None,
 ) -> None:
     """Opening stock, plant -> DC dispatches of released lots, and DC -> pharmacy restocking."""
     st = streams(config, "distribution")
     rnd = st.py
-    shipper = Shipper(config, reference, sink, st, "SHB", late_rates)
+    shipper = Shipper(config, reference, sink, st, "SHB", late_rates, truth)
     dcs = reference.dcs
     if not dcs:
         return

@@ -19,6 +19,7 @@ from pharmaflow.simulate.config import DAY_MS, HOUR_MS, MINUTE_MS, SimConfig, st
 from pharmaflow.simulate.events import EventSink
 from pharmaflow.simulate.logistics import Inventory, Shipper
 from pharmaflow.simulate.people import ORDERS_PER_DAY, Patient
+from pharmaflow.simulate.truth import Truth
 
 COLD_CHAIN_SHARE = 0.35  # of orders, which keeps logger volume in proportion
 DAY_FACTOR = (1.15, 1.15, 1.15, 1.15, 1.15, 0.65, 0.5)  # Monday .. Sunday, averages ~1
@@ -85,9 +86,10 @@ def run(
     homes: list[str],
     inventory: Inventory,
     late_rates: dict[str, float],
+    truth: Truth | None = None,
 ) -> PharmacyOutcome:
     """Emit the order flow of every order placed in the window."""
-    orders = _Orders(config, reference, sink, patients, homes, inventory, late_rates)
+    orders = _Orders(config, reference, sink, patients, homes, inventory, late_rates, truth)
     for placed in orders.placement_times():
         orders.flow(placed)
     orders.finish()
@@ -106,6 +108,7 @@ class _Orders:
         homes: list[str],
         inventory: Inventory,
         late_rates: dict[str, float],
+        truth: Truth | None = None,
     ) -> None:
         st = streams(config, "pharmacy")
         self._config = config
@@ -120,7 +123,7 @@ class _Orders:
         self._ambient = tuple(p for p in reference.products if not p.cold_chain)
         self._pharmacy_no = {p.facility_id: i + 1 for i, p in enumerate(reference.pharmacies)}
         self._shipper = Shipper(
-            config, reference, sink, streams(config, "patient_shipments"), "SHP", late_rates
+            config, reference, sink, streams(config, "patient_shipments"), "SHP", late_rates, truth
         )
         self._therapy: dict[int, Product] = {}
         self._coverage: dict[int, Payer] = {}
@@ -269,6 +272,7 @@ class _Orders:
             loss_rate=0.002,
             damage_rate=0.005,
             daily_pickup=True,
+            destination_state=patient.address.state,
         )
         shipped = {
             "order_id": order_id,

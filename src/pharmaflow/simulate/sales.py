@@ -14,6 +14,7 @@ from pharmaflow.contracts.reference import Reference
 from pharmaflow.simulate.clock import utc_offset_minutes, weekday, yymmdd
 from pharmaflow.simulate.config import DAY_MS, HOUR_MS, MINUTE_MS, SimConfig, streams
 from pharmaflow.simulate.events import EventSink
+from pharmaflow.simulate.truth import Truth
 
 SALES_PER_DAY = 150  # per pharmacy on a weekday, at scale 1
 DAY_FACTOR = (1.0, 1.0, 1.0, 1.0, 1.1, 0.6, 0.45)  # Monday .. Sunday
@@ -25,7 +26,9 @@ LOCAL_CLOCK_SHARE = 0.3  # of stores whose tills write local time with an offset
 OPEN_HOUR, OPEN_HOURS = 8, 13
 
 
-def run(config: SimConfig, reference: Reference, sink: EventSink) -> None:
+def run(
+    config: SimConfig, reference: Reference, sink: EventSink, truth: Truth | None = None
+) -> None:
     """Emit every pharmacy's till sales, day by day, drawn in bulk per store and day."""
     st = streams(config, "sales")
     rng, rnd = st.np, st.py

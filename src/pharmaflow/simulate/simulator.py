@@ -43,6 +43,7 @@ from pharmaflow.simulate import (
 from pharmaflow.simulate.config import SimConfig, streams
 from pharmaflow.simulate.events import EventSink, EventTable
 from pharmaflow.simulate.people import build_pool
+from pharmaflow.simulate.truth import Truth
 from pharmaflow.simulate.writer import (
     CHUNK_LINES,
     LineRenderer,
@@ -110,6 +111,7 @@ class SimOutput:
     sources: np.ndarray  # int64 per output line: row of its genuine source event
     table: EventTable
     stats: SimStats
+    truth: Truth  # ground truth beside the events (simulate/truth.py)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -154,13 +156,17 @@ def simulate(
     config: SimConfig,
     out: Path,
     progress: Callable[[int, int], None] | None = None,
+    truth_dir: Path | None = None,
 ) -> SimStats:
     """Write the simulated window to `out` as JSONL (atomically) and describe it. Lines are
-    rendered and written one chunk at a time, in arrival order."""
+    rendered and written one chunk at a time, in arrival order. With `truth_dir`, the ground
+    truth goes there (simulate/truth.py)."""
     with _gc_paused():
         began = time.perf_counter()
         window = _plan(config, began)
         write_chunks(Path(out), window.chunks(CHUNK_LINES), len(window.rows), progress)
+        if truth_dir is not None:
+            window.truth.write(Path(truth_dir), config.model_dump(mode="json"))
         return replace(window.stats, seconds=time.perf_counter() - began)
 
 
@@ -176,6 +182,7 @@ def generate(config: SimConfig) -> SimOutput:
             sources=window.sources,
             table=window.table,
             stats=window.stats,
+            truth=window.truth,
         )
 
 
@@ -192,6 +199,7 @@ class _Window:
     sources: np.ndarray
     table: EventTable
     stats: SimStats
+    truth: Truth
 
     def chunks(self, size: int) -> Iterator[list[bytes]]:
         """The output lines in arrival order, `size` at a time, each chunk rendered when
@@ -225,15 +233,16 @@ def _gc_paused() -> Iterator[None]:
 def _plan(config: SimConfig, began: float) -> _Window:
     reference = load_reference(config.reference_dir)
     sink = EventSink(config.start_ms, config.end_ms)
+    truth = Truth()
     patients, homes = build_pool(config, reference)
 
     releases = manufacturing.run(config, reference, sink)
     inventory = logistics.Inventory()
     late_rates = logistics.carrier_late_rates(config, reference)
-    logistics.distribute(config, reference, sink, releases, inventory, late_rates)
-    orders = pharmacy.run(config, reference, sink, patients, homes, inventory, late_rates)
-    survey = feedback.run(config, sink, orders.delivered)
-    sales.run(config, reference, sink)
+    logistics.distribute(config, reference, sink, releases, inventory, late_rates, truth)
+    orders = pharmacy.run(config, reference, sink, patients, homes, inventory, late_rates, truth)
+    survey = feedback.run(config, sink, orders.delivered, truth)
+    sales.run(config, reference, sink, truth)
     table = sink.table()
     n = len(table)
 
@@ -291,6 +300,7 @@ def _plan(config: SimConfig, began: float) -> _Window:
         sources=sources[order],
         table=table,
         stats=stats,
+        truth=truth,
     )
 
 

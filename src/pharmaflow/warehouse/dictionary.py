@@ -77,6 +77,12 @@ def render(manifest: Any) -> str:
     for node in manifest.nodes.values():
         if node.resource_type in TABLE_TYPES and node.schema in SCHEMA_ORDER:
             tables[node.schema].append(node)
+    # tables written outside dbt into a modelled schema (the ML scores), declared as sources
+    written_elsewhere = {
+        source.unique_id for source in manifest.sources.values() if source.schema in SCHEMA_ORDER
+    }
+    for uid in written_elsewhere:
+        tables[manifest.sources[uid].schema].append(manifest.sources[uid])
     lines = [
         "# Data dictionary",
         "",
@@ -85,9 +91,13 @@ def render(manifest: Any) -> str:
     ]
     for schema in SCHEMA_ORDER:
         lines += [f"## `{schema}`", "", SCHEMA_INTRO[schema], ""]
-        for node in sorted(tables[schema], key=lambda n: n.alias):
-            lines += [f"### `{schema}.{node.alias}`", "", node.description.strip() or "-", ""]
-            upstream = getattr(node.depends_on, "nodes", [])  # seeds depend on nothing
+        for node in sorted(tables[schema], key=lambda n: getattr(n, "alias", n.name)):
+            name = getattr(node, "alias", None) or node.name
+            lines += [f"### `{schema}.{name}`", "", node.description.strip() or "-", ""]
+            if node.unique_id in written_elsewhere:
+                lines += [f"Written outside dbt: {node.source_description.strip()}", ""]
+            # seeds and sources depend on nothing
+            upstream = getattr(getattr(node, "depends_on", None), "nodes", [])
             parents = sorted(
                 {relations[d] for d in upstream if d in relations}
                 | {
@@ -122,25 +132,30 @@ def render(manifest: Any) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _tables(manifest: Any) -> list[tuple[str, Any]]:
+    """(`schema.table`, node) of every table in a modelled schema: models, seeds, snapshots,
+    and the tables written there outside dbt (declared as sources)."""
+    found = [
+        (f"{n.schema}.{n.alias}", n)
+        for n in manifest.nodes.values()
+        if n.resource_type in TABLE_TYPES and n.schema in SCHEMA_ORDER
+    ]
+    found += [
+        (f"{s.schema}.{s.name}", s) for s in manifest.sources.values() if s.schema in SCHEMA_ORDER
+    ]
+    return found
+
+
 def undocumented(manifest: Any) -> list[str]:
     """`schema.table.column` of every declared column without a description."""
     missing = []
-    for node in manifest.nodes.values():
-        if node.resource_type in TABLE_TYPES and node.schema in SCHEMA_ORDER:
-            if not node.description.strip():
-                missing.append(f"{node.schema}.{node.alias}")
-            missing += [
-                f"{node.schema}.{node.alias}.{c.name}"
-                for c in node.columns.values()
-                if not c.description.strip()
-            ]
+    for table, node in _tables(manifest):
+        if not node.description.strip():
+            missing.append(table)
+        missing += [f"{table}.{c.name}" for c in node.columns.values() if not c.description.strip()]
     return missing
 
 
 def documented_columns(manifest: Any) -> dict[str, set[str]]:
     """`schema.table` → the columns the YAML declares."""
-    return {
-        f"{n.schema}.{n.alias}": set(n.columns)
-        for n in manifest.nodes.values()
-        if n.resource_type in TABLE_TYPES and n.schema in SCHEMA_ORDER
-    }
+    return {table: set(node.columns) for table, node in _tables(manifest)}

@@ -23,7 +23,7 @@ notifier's business and recorded in the events).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -178,12 +178,15 @@ class IncidentStore:
         self.rules = rules
         create_alert_schema(db)
 
-    def _heads(self, tx: Tx) -> dict[str, _Head]:
+    def _heads(self, tx: Tx, keys: Collection[str] | None = None) -> dict[str, _Head]:
+        """Open incidents: those of `keys`, or (None) all but the drift check's."""
         rows = tx.query(
             "SELECT id, rule_id, incident_key, last_notified_at FROM rt_alert "
             "WHERE state = 'firing'"
         )
-        return {r[2]: _Head(*r) for r in rows}
+        if keys is None:
+            return {r[2]: _Head(*r) for r in rows if r[1] != self.rules.drift_rule.id}
+        return {r[2]: _Head(*r) for r in rows if r[2] in keys}
 
     def _load(self, tx: Tx, heads: list[_Head]) -> dict[int, _Open]:
         """The full rows of the incidents that change (a repeat or a resolution)."""
@@ -218,17 +221,23 @@ class IncidentStore:
                 repeat.append((o, incident))
         return _Plan(fired, repeat, resolved)
 
-    def record(self, active: Mapping[str, Incident], now: datetime) -> list[Transition]:
+    def record(
+        self,
+        active: Mapping[str, Incident],
+        now: datetime,
+        keys: Collection[str] | None = None,
+    ) -> list[Transition]:
         """Record what changed since the last call: FIRED for new keys, RESOLVED for keys no
         longer active, REPEAT for keys past their rule's repeat interval; each with its
         events and outbox rows, all in one transaction. Nothing is written when nothing
-        changed (the common case, every second)."""
+        changed (the common case, every second). `keys`: a check outside the speed layer
+        (ml/drift.py) diffs only its own incidents; the speed layer (None) leaves those alone."""
         at = epoch(now)
         with self.db.reading() as tx:
-            if not self._plan(active, self._heads(tx), at):
+            if not self._plan(active, self._heads(tx, keys), at):
                 return []
         with self.db.transaction() as tx:
-            plan = self._plan(active, self._heads(tx), at)  # again, under the write lock
+            plan = self._plan(active, self._heads(tx, keys), at)  # again, under the write lock
             full = self._load(tx, [h for h, _ in plan.repeat] + plan.resolved)
             out: list[Transition] = []
             for incident in plan.fired:

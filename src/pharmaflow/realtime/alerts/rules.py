@@ -275,7 +275,30 @@ class CarrierRule(_Rule):
     for_each: Literal["carrier", "all"] = "carrier"
 
 
-Rule = ColdChainRule | SensorRule | OrderStuckRule | LabFailureRule | QuarantineRule | CarrierRule
+class ModelDriftThresholds(_Strict):
+    """Nothing to set: the drift check tests at PHARMAFLOW_ML_DRIFT_ALPHA (the rule routes)."""
+
+
+class ModelDriftRule(_Rule):
+    """A model's inputs drifted from its training data. Raised by the ML drift check
+    (ml/drift.py `raise_drift_alert`), never evaluated over the speed layer's snapshot. A file
+    without one still gets drift alerts: `AlertRules.drift_rule` is then a warning on the
+    default routes."""
+
+    kind: Literal["model_drift"]
+    thresholds: ModelDriftThresholds = ModelDriftThresholds()
+
+
+Rule = (
+    ColdChainRule
+    | SensorRule
+    | OrderStuckRule
+    | LabFailureRule
+    | QuarantineRule
+    | CarrierRule
+    | ModelDriftRule
+)
+DRIFT_RULE_ID = "model_drift"  # the id of the drift rule a file that has none gets
 RULE_KINDS: dict[str, type[_Rule]] = {
     "coldchain_excursion": ColdChainRule,
     "sensor_out_of_spec": SensorRule,
@@ -283,6 +306,7 @@ RULE_KINDS: dict[str, type[_Rule]] = {
     "lab_failure": LabFailureRule,
     "quarantine_rate": QuarantineRule,
     "carrier_exception_rate": CarrierRule,
+    "model_drift": ModelDriftRule,
 }
 
 
@@ -342,14 +366,33 @@ class AlertRules:
     `delivery` (retry policy), `origin` (the file, or 'default' for the shipped one)."""
 
     def __init__(
-        self, rules: list[Rule], routes: dict[str, RouteTarget], delivery: Delivery, origin: str
+        self,
+        rules: list[Rule],
+        routes: dict[str, RouteTarget],
+        delivery: Delivery,
+        origin: str,
+        defaults: Defaults | None = None,
     ) -> None:
         self.all_rules = rules
         self.rules = [r for r in rules if r.enabled]
         self.routes = routes
         self.delivery = delivery
         self.origin = origin
+        self.defaults = defaults or Defaults()
         self.by_id = {r.id: r for r in rules}
+        # model drift alerts follow the file's first model_drift rule, else a warning on the
+        # default routes (in by_id too, so incidents find its routes and repeat interval)
+        self.drift_rule: ModelDriftRule = next(
+            (r for r in rules if isinstance(r, ModelDriftRule)),
+            ModelDriftRule(
+                id=DRIFT_RULE_ID,
+                kind="model_drift",
+                severity="warning",
+                routes=list(self.defaults.routes),
+                repeat_interval=self.defaults.repeat_interval,
+            ),
+        )
+        self.by_id.setdefault(self.drift_rule.id, self.drift_rule)
 
     @classmethod
     def load(cls, path: Path | None = None) -> AlertRules:
@@ -447,7 +490,12 @@ class AlertRules:
                         f"'{name}' (routes: {known})"
                     )
             rules.append(rule)  # type: ignore[arg-type]
-        return cls(rules, routes, top.delivery, origin)
+        if not any(isinstance(r, ModelDriftRule) for r in rules) and DRIFT_RULE_ID in seen:
+            raise PharmaflowError(
+                f"alert rules {origin}: rule '{DRIFT_RULE_ID}': that id is kept for the drift "
+                "alerts of a file without a model_drift rule: rename it, or add one"
+            )
+        return cls(rules, routes, top.delivery, origin, top.defaults)
 
     def with_stuck_hours(self, hours: dict[str, float]) -> AlertRules:
         """These rules, where an `order_stuck` rule names no hours of its own taking the speed
@@ -459,7 +507,7 @@ class AlertRules:
             else r
             for r in self.all_rules
         ]
-        return AlertRules(rules, self.routes, self.delivery, self.origin)
+        return AlertRules(rules, self.routes, self.delivery, self.origin, self.defaults)
 
     def window_widths(self) -> set[int]:
         """Window widths (s) the rate rules read: the engine checks they are configured."""

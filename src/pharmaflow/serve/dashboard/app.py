@@ -2,8 +2,9 @@
 
 One page per audience, each a file in views/: live operations for the pharmacy floor, batch
 quality, production performance and compliance for plant QA, logistics and cold chain,
-patient feedback, and recall. (Not pages/: Streamlit turns a pages/ folder beside the entry
-point into a navigation of its own, which a page opened by its URL would get instead.)
+patient feedback, recall, and the models' forecasts and risk scores. (Not pages/: Streamlit
+turns a pages/ folder beside the entry point into a navigation of its own, which a page
+opened by its URL would get instead.)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ SECTIONS = {
     "Distribution": [("logistics.py", "Logistics and cold chain", ":material/local_shipping:")],
     "Patients": [("feedback.py", "Patient feedback", ":material/reviews:")],
     "Recall": [("recall.py", "Recall", ":material/account_tree:")],
+    "Models": [("models.py", "Forecasts and risk", ":material/online_prediction:")],
 }
 
 

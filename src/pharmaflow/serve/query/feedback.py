@@ -20,6 +20,7 @@ from pharmaflow.serve.query.base import Filters, Page, QueryContext
 
 PERIODS = ("day", "week", "month")
 CATEGORIES = ("PROMOTER", "PASSIVE", "DETRACTOR")
+SENTIMENTS = ("POSITIVE", "NEUTRAL", "NEGATIVE")
 
 # The NPS aggregates of a set of fact_survey rows, as kpi_nps computes them.
 _NPS_COLUMNS = """count(*) as surveys, count(nps) as responses,
@@ -48,7 +49,7 @@ group by r.rating order by r.rating
 """
 COMMENTS_SQL = (
     "select survey_id, submitted_at, rating, nps, nps_category, pharmacy_id, order_id, "
-    "comment, -epoch_ms(submitted_at) as sort_newest "
+    "comment, sentiment_label, sentiment_score, -epoch_ms(submitted_at) as sort_newest "
     "from gold.fact_survey where comment is not null and trim(comment) <> ''{where}"
 )
 
@@ -79,16 +80,27 @@ def rating_distribution(ctx: QueryContext, filters: Filters) -> list[dict[str, A
 
 
 def comments(
-    ctx: QueryContext, filters: Filters, page: Page, category: str | None = None
+    ctx: QueryContext,
+    filters: Filters,
+    page: Page,
+    category: str | None = None,
+    sentiment: str | None = None,
 ) -> dict[str, Any]:
     """Survey comments as ingest stored them, scrubbed of PHI (gold.fact_survey), newest
-    first, optionally of one NPS category; keyset pages on (submitted_at, survey_id)."""
+    first, optionally of one NPS category and of one sentiment (as the champion sentiment
+    model scored it: negative feedback without reading every comment); keyset pages on
+    (submitted_at, survey_id)."""
     where, params = _where(filters)
     if category is not None:
         if category not in CATEGORIES:
             raise PharmaflowError(f"category: {category!r} is not one of {', '.join(CATEGORIES)}")
         where += " and nps_category = ?"
         params.append(category)
+    if sentiment is not None:
+        if sentiment not in SENTIMENTS:
+            raise PharmaflowError(f"sentiment: {sentiment!r} is not one of {', '.join(SENTIMENTS)}")
+        where += " and sentiment_label = ?"
+        params.append(sentiment)
     with ctx.reading() as q:
         found = q.page(
             f"feedback.comments:{where}",

@@ -6,6 +6,7 @@ from pharmaflow.serve.api.routes import (
     kpis,
     logistics,
     manufacturing,
+    ml,
     orders,
     security,
     surveys,
@@ -18,6 +19,7 @@ ROUTERS = [
     logistics.router,
     manufacturing.router,
     alerts.router,
+    ml.router,
     surveys.router,
     security.router,
 ]

@@ -459,6 +459,10 @@ class Comment(BaseModel):
     pharmacy_id: str | None
     order_id: str
     comment: str = Field(description="As ingest stored it: names, phones, e-mails scrubbed.")
+    sentiment_label: str | None = Field(
+        None, description="POSITIVE, NEUTRAL or NEGATIVE (the sentiment model); None until scored."
+    )
+    sentiment_score: float | None = Field(None, description="VADER compound score, -1..1.")
 
 
 class CommentPage(BaseModel):
@@ -482,5 +486,9 @@ def feedback_comments(
         Literal["PROMOTER", "PASSIVE", "DETRACTOR"] | None,
         Query(description="Only comments of this NPS category."),
     ] = None,
+    sentiment: Annotated[
+        Literal["POSITIVE", "NEUTRAL", "NEGATIVE"] | None,
+        Query(description="Only comments of this sentiment (as the sentiment model scored it)."),
+    ] = None,
 ) -> dict[str, Any]:
-    return feedback.comments(services.queries, filters, page, category)
+    return feedback.comments(services.queries, filters, page, category, sentiment)

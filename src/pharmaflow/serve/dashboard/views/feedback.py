@@ -101,11 +101,19 @@ def main() -> None:
 
     st.subheader("Comments")
     st.caption("As stored by ingest: names, phone numbers and e-mails are scrubbed ([NAME], ...).")
-    category = st.selectbox(
+    left, right = st.columns(2)
+    category = left.selectbox(
         "NPS category", ["All", "PROMOTER", "PASSIVE", "DETRACTOR"], key="feedback_category"
     )
+    sentiment = right.selectbox(
+        "Sentiment (model)", ["All", *feedback.SENTIMENTS], key="feedback_sentiment"
+    )
     found = feedback.comments(
-        ctx, filters, Page(limit=200), None if category == "All" else category
+        ctx,
+        filters,
+        Page(limit=200),
+        None if category == "All" else category,
+        None if sentiment == "All" else sentiment,
     )
     if found["items"]:
         st.dataframe(
@@ -116,6 +124,7 @@ def main() -> None:
                     "NPS": c["nps"],
                     "category": c["nps_category"],
                     "pharmacy": c["pharmacy_id"],
+                    "sentiment": c["sentiment_label"],
                     "comment": c["comment"],
                 }
                 for c in found["items"]

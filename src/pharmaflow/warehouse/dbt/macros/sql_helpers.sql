@@ -21,8 +21,9 @@
   percentile_cont) as an aggregate; `fraction` is a number literal in [0, 1]. Give the result
   its fixed scale with pf_cast_decimal. DuckDB interpolates a DECIMAL in the input's scale and
   truncates (the median of 1.00 and 2.25 is 1.62 there, 1.625 on PostgreSQL, which
-  interpolates in double): its version widens the scale first, so the final cast rounds the
-  exact value as on PostgreSQL. BigQuery has percentile_cont only as a window function: the
+  interpolates in double), and a wide decimal still lands just below a half (45.9049999999 for
+  45.905): its version interpolates in double as PostgreSQL does and rounds away the binary
+  noise at 10 places, so the final cast rounds the same value as on PostgreSQL. BigQuery has percentile_cont only as a window function: the
   aggregate form there is left to the BigQuery port.
 #}
 {% macro pf_percentile(expr, fraction) -%}
@@ -34,7 +35,7 @@
 {%- endmacro %}
 
 {% macro duckdb__pf_percentile(expr, fraction) -%}
-    quantile_cont(cast({{ expr }} as decimal(38,10)), {{ fraction }})
+    cast(round(quantile_cont(cast({{ expr }} as double), {{ fraction }}), 10) as decimal(38,10))
 {%- endmacro %}
 
 {# Median (continuous) as an aggregate. #}

@@ -7,6 +7,10 @@
       submitted_at is that event's time.
     * nps_category: PROMOTER (nps 9-10), PASSIVE (7-8), DETRACTOR (0-6).
     * comment: as ingest left it (names, phone numbers and e-mails already scrubbed).
+    * sentiment_label / sentiment_score / sentiment_model_version: the comment's sentiment as
+      the champion sentiment model scored it (gold.ml_survey_sentiment, written by
+      `pharmaflow score`, which also sets these columns on the rows already built); null until
+      scored.
     * The order's pharmacy_id, ndc, patient_key and placed_at: the order's FIRST placed event
       (as in gold.fact_order_lifecycle); null, with has_order = false, while the placement has
       not arrived (an order may arrive after its survey).
@@ -86,6 +90,9 @@ select
     first_placement.ndc,
     first_placement.patient_key,
     first_placement.event_time as order_placed_at,
+    sentiment.sentiment_label,
+    sentiment.sentiment_score,
+    sentiment.model_version as sentiment_model_version,
     {{ pf_greatest(['survey_watermark.last_ingest_time', 'placement_watermark.last_ingest_time']) }}
         as last_ingest_time
 from latest_submission
@@ -95,3 +102,5 @@ left join first_placement
     on first_placement.order_id = latest_submission.order_id
 left join placement_watermark
     on placement_watermark.order_id = latest_submission.order_id
+left join {{ source('ml_scores', 'ml_survey_sentiment') }} as sentiment
+    on sentiment.survey_id = latest_submission.survey_id

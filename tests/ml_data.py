@@ -1,0 +1,63 @@
+"""One ML data dir per test session: a long window (9 weeks) simulated, ingested and built.
+
+The models need weeks of sales and thousands of shipments to learn from, so the ML tests share
+this warehouse and only read it: a test that trains writes its MLflow store in its own folder
+(`ml_settings`), never in the shared data dir. The window ends two days before today (events
+stamped in the future are quarantined), so the data depends on the day the suite runs but the
+figures for a given window are deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pharmaflow.config import Settings
+from pharmaflow.simulate.config import SimConfig
+from pharmaflow.simulate.simulator import SimStats, simulate
+from tests.conftest import TEST_KEYS
+
+ML_DAYS = 63
+ML_SCALE = 0.25
+
+
+def ml_config(days: int = ML_DAYS, scale: float = ML_SCALE, seed: int = 7) -> SimConfig:
+    start = datetime.now(UTC).date() - timedelta(days=days + 2)
+    return SimConfig(seed=seed, days=days, scale=scale, start=start)
+
+
+@dataclass(frozen=True)
+class MlWarehouse:
+    settings: Settings  # the shared data dir: read it only
+    events: Path
+    truth_dir: Path
+    config: SimConfig
+    stats: SimStats
+
+
+def ml_settings(data_dir: Path, tracking: Path | None = None) -> Settings:
+    """Settings for `data_dir`; `tracking`: a private folder for the MLflow store (sqlite)."""
+    extra = {} if tracking is None else {"mlflow_tracking_uri": f"sqlite:///{tracking}/mlflow.db"}
+    return Settings(
+        data_dir=data_dir,
+        batch_size=50_000,
+        hmac_key=TEST_KEYS["PHARMAFLOW_HMAC_KEY"],
+        vault_key=TEST_KEYS["PHARMAFLOW_VAULT_KEY"],
+        **extra,
+    )
+
+
+def make_ml_warehouse(folder: Path, config: SimConfig | None = None) -> MlWarehouse:
+    from pharmaflow.cli.ingest import run_ingest
+    from pharmaflow.warehouse.runner import build
+
+    config = config or ml_config()
+    events = folder / "events.jsonl"
+    settings = ml_settings(folder / "data")
+    truth_dir = settings.data_dir / "truth"
+    stats = simulate(config, events, truth_dir=truth_dir)
+    run_ingest(settings, str(events))
+    result = build(settings)
+    assert result.success, result.failures
+    return MlWarehouse(settings, events, truth_dir, config, stats)
