@@ -82,6 +82,16 @@ def filters(
     return Filters(first, last, site_id, pharmacy_id, carrier_id)
 
 
+def pharmacy_filters(
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
+    pharmacy_id: PharmacyId = None,
+) -> Filters:
+    """The filters of routes where only dates and pharmacy apply (patient feedback, demand
+    forecasts): site and carrier are not offered."""
+    return filters(date_from=date_from, date_to=date_to, pharmacy_id=pharmacy_id)
+
+
 def page(
     cursor: Annotated[
         str | None,

@@ -50,16 +50,7 @@ def _not_found(what: str) -> dict[int | str, dict[str, Any]]:
     return {**AUTH_RESPONSES, 404: {"model": ErrorDetail, "description": f"No such {what}."}}
 
 
-def feedback_filters(
-    date_from: params.DateFrom = None,
-    date_to: params.DateTo = None,
-    pharmacy_id: params.PharmacyId = None,
-) -> Filters:
-    """The filters feedback routes take: dates and pharmacy (site and carrier do not apply)."""
-    return params.filters(date_from=date_from, date_to=date_to, pharmacy_id=pharmacy_id)
-
-
-FeedbackFiltersDep = Annotated[Filters, Depends(feedback_filters)]
+FeedbackFiltersDep = Annotated[Filters, Depends(params.pharmacy_filters)]
 
 
 # shipments

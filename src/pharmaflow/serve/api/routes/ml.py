@@ -38,15 +38,6 @@ def risk_filters(
     return params.filters(date_from=date_from, date_to=date_to, carrier_id=carrier_id)
 
 
-def forecast_filters(
-    date_from: params.DateFrom = None,
-    date_to: params.DateTo = None,
-    pharmacy_id: params.PharmacyId = None,
-) -> Filters:
-    """Dates (of the forecast day) and pharmacy."""
-    return params.filters(date_from=date_from, date_to=date_to, pharmacy_id=pharmacy_id)
-
-
 class ShipmentRisk(BaseModel):
     shipment_id: str
     created_at: datetime | None
@@ -110,7 +101,7 @@ class Forecast(BaseModel):
 )
 def demand_forecast(
     services: ServicesDep,
-    filters: Annotated[Filters, Depends(forecast_filters)],
+    filters: Annotated[Filters, Depends(params.pharmacy_filters)],
     ndc: Annotated[
         str | None, Query(max_length=20, description="Only this product (NDC), e.g. 00002-1433-80.")
     ] = None,
