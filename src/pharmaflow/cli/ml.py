@@ -17,7 +17,10 @@ from pharmaflow.cli.output import console, print_json
 if TYPE_CHECKING:
     from pharmaflow.config import Settings
 
-MODELS_HELP = "Models (default: all): delay, sentiment (or shipment_delay, survey_sentiment)."
+MODELS_HELP = (
+    "Models (default: all): delay, demand, elasticity, sentiment "
+    "(or shipment_delay, demand_forecast, price_elasticity, survey_sentiment)."
+)
 
 
 def _fmt(value: float | None) -> str:

@@ -13,11 +13,16 @@ from pharmaflow.ml.spec import Task
 
 MODULES = {
     "shipment_delay": "pharmaflow.ml.delay",
+    "demand_forecast": "pharmaflow.ml.demand",
+    "price_elasticity": "pharmaflow.ml.elasticity",
     "survey_sentiment": "pharmaflow.ml.sentiment",
 }
 # short names people type: `pharmaflow train delay sentiment`
 ALIASES = {
     "delay": "shipment_delay",
+    "demand": "demand_forecast",
+    "forecast": "demand_forecast",
+    "elasticity": "price_elasticity",
     "sentiment": "survey_sentiment",
 }
 

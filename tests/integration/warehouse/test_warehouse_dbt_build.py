@@ -26,6 +26,7 @@ import pytest
 
 from pharmaflow.contracts.registry import default_registry
 from pharmaflow.lake.bronze import BRONZE_SCHEMA
+from pharmaflow.serve.query.ml import SCORE_TABLES
 
 pytestmark = pytest.mark.slow
 
@@ -924,8 +925,10 @@ def test_build_with_an_empty_lake(tmp_path):
                 "where table_schema in ('silver', 'gold', 'reference') group by 1"
             ).fetchall()
         )
-        # every model builds, even with no data: one table per model file, seed and snapshot
+        # every model builds, even with no data: one table per model file, seed and snapshot,
+        # plus the empty ML score tables the on-run-start hook creates
         gold_models = len(list((PROJECT_DIR / "models" / "gold").rglob("*.sql")))
+        gold_models += len(SCORE_TABLES)
         seeds = len(list((PROJECT_DIR / "seeds").glob("*.csv")))
         assert tables == {"silver": 19, "gold": gold_models, "reference": seeds + 4}
         assert one(con, "select count(*) from gold.fact_order_lifecycle") == (0,)

@@ -13,7 +13,8 @@
                   'fact_order_lifecycle', 'fact_sales_daily', 'fact_sales_daily_local',
                   'fact_shipment', 'fact_shipment_temperature_hourly', 'fact_survey',
                   'gold_rejected', 'kpi_carrier_on_time', 'kpi_fulfilment', 'kpi_nps',
-                  'kpi_quality', 'lot_genealogy', 'ml_shipment_features'] %}
+                  'kpi_quality', 'lot_genealogy', 'ml_demand_features',
+                  'ml_shipment_features'] %}
 -- depends_on: {{ ref(model) }}
 {%- endfor %}
 
