@@ -71,3 +71,12 @@ def ml_warehouse(tmp_path_factory: pytest.TempPathFactory):  # -> tests.ml_data.
     from tests.ml_data import make_ml_warehouse
 
     return make_ml_warehouse(tmp_path_factory.mktemp("ml"))
+
+
+@pytest.fixture(scope="session")
+def ml_scored(ml_warehouse, tmp_path_factory: pytest.TempPathFactory):  # -> tests.ml_data.MlScored
+    """A copy of `ml_warehouse` on which `pharmaflow train` and `pharmaflow score` ran (read it
+    only)."""
+    from tests.ml_data import make_ml_scored
+
+    return make_ml_scored(tmp_path_factory.mktemp("ml-scored"), ml_warehouse)

@@ -9,14 +9,19 @@ figures for a given window are deterministic.
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pharmaflow.config import Settings
 from pharmaflow.simulate.config import SimConfig
 from pharmaflow.simulate.simulator import SimStats, simulate
-from tests.conftest import TEST_KEYS
+from tests.conftest import TEST_KEYS, env_with_keys
 
 ML_DAYS = 63
 ML_SCALE = 0.25
@@ -61,3 +66,36 @@ def make_ml_warehouse(folder: Path, config: SimConfig | None = None) -> MlWareho
     result = build(settings)
     assert result.success, result.failures
     return MlWarehouse(settings, events, truth_dir, config, stats)
+
+
+@dataclass(frozen=True)
+class MlScored:
+    """A copy of the ML data dir after `pharmaflow train` and `pharmaflow score` ran on it as
+    a user runs them (the CLI in a subprocess): its MLflow store is the default one, under the
+    data dir, and the gold score tables are filled."""
+
+    settings: Settings  # the copy: read it only
+    events: Path
+    trained: list[dict[str, Any]]  # `pharmaflow train --json`
+    scored: list[dict[str, Any]]  # `pharmaflow score --json`
+
+
+def pharmaflow_json(data_dir: Path, *args: str, timeout: float = 900) -> Any:
+    """Run the CLI with `--json` on `data_dir` and parse what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pharmaflow", "--data-dir", str(data_dir), *args, "--json"],
+        capture_output=True,
+        text=True,
+        env=env_with_keys(),
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"pharmaflow {' '.join(args)}:\n{done.stderr[-3000:]}"
+    return json.loads(done.stdout)
+
+
+def make_ml_scored(folder: Path, warehouse: MlWarehouse) -> MlScored:
+    data_dir = folder / "data"
+    shutil.copytree(warehouse.settings.data_dir, data_dir)
+    trained = pharmaflow_json(data_dir, "train")
+    scored = pharmaflow_json(data_dir, "score")
+    return MlScored(ml_settings(data_dir), warehouse.events, trained, scored)

@@ -6,7 +6,8 @@ Each runs in a subprocess of its own on a free loopback port, reading a data dir
 route answers; it is stopped by its PID (SIGTERM, then SIGKILL after a grace period), never by
 name. Its output goes to a log file, shown in the error when it does not come up.
 
-The session fixtures (`api_server`, `dashboard_server`) serve the shared `served` data dir;
+The session fixtures (`api_server`, `dashboard_server`) serve the shared `served` data dir
+(`ml_dashboard_server` the scored ML one);
 tests that need a data dir of their own start servers with `start_api` / `start_dashboard`.
 """
 
@@ -194,6 +195,18 @@ def dashboard_server(served, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """The dashboard over the `served` data dir."""
     work = tmp_path_factory.mktemp("dashboard-server")
     server = start_dashboard(data_dir_env(served.settings.root), work)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ml_dashboard_server(ml_scored, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The dashboard over the `ml_scored` data dir (weeks of data, models trained and scored:
+    what the models page shows)."""
+    work = tmp_path_factory.mktemp("ml-dashboard-server")
+    server = start_dashboard(data_dir_env(ml_scored.settings.root), work)
     try:
         yield server
     finally:

@@ -36,6 +36,7 @@ from tests.e2e.serve_servers import (
     Server,
     dashboard_server,  # noqa: F401 - a fixture
     data_dir_env,
+    ml_dashboard_server,  # noqa: F401 - a fixture
     start_dashboard,
 )
 from tests.phi_scan import leaks
@@ -52,6 +53,11 @@ FRESHNESS = "Data as of"
 DEFAULT_SHOTS = ROOT / "tests" / "artifacts" / "screenshots"
 # The live page's own small world: one simulated file, cut in two by line count.
 LIVE_SIM = SimConfig(seed=23, days=2, scale=0.05)
+
+# Pages showing what only a data dir with scored models has: judged over the ML data dir
+# (ml_dashboard_server); over the unscored served one they say how to get scores.
+SCORED_PAGES = {"models"}
+NOT_SCORED = "No model has scored yet"
 
 APP_DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 DATA = '[data-testid="stMain"] :is(.js-plotly-plot, [data-testid="stDataFrame"])'
@@ -142,6 +148,11 @@ def frame_leaks(frames: list[bytes], phi: Phi) -> list[str]:
 @pytest.fixture(scope="module")
 def phi(served) -> Phi:
     return raw_phi(served.events)
+
+
+@pytest.fixture(scope="module")
+def ml_phi(ml_scored) -> Phi:
+    return raw_phi(ml_scored.events)
 
 
 # --------------------------------------------------------------------------- browser
@@ -251,13 +262,14 @@ def assert_healthy(page: Any, text: str, url_path: str) -> None:
 
 @pytest.mark.parametrize(("url_path", "title"), PAGES, ids=[p for p, _ in PAGES])
 def test_pages_render_with_data_and_no_phi(
-    dashboard_server: Server,  # noqa: F811 - the fixture
-    tab: Tab,
-    phi: Phi,
-    url_path: str,
-    title: str,
+    request: pytest.FixtureRequest, tab: Tab, url_path: str, title: str
 ) -> None:
-    text = open_page(tab, dashboard_server, url_path)
+    scored = url_path in SCORED_PAGES
+    server: Server = request.getfixturevalue(
+        "ml_dashboard_server" if scored else "dashboard_server"
+    )
+    phi: Phi = request.getfixturevalue("ml_phi" if scored else "phi")
+    text = open_page(tab, server, url_path)
     assert_healthy(tab.page, text, url_path)
     if fill_suggested_inputs(tab.page):
         text = tab.page.inner_text("body")
@@ -271,6 +283,21 @@ def test_pages_render_with_data_and_no_phi(
     assert tab.frames, f"{url_path}: no websocket frame recorded"
     found = frame_leaks(tab.frames, phi)
     assert not found, f"{url_path}: patient identifiers sent to the browser: {found[:10]}"
+
+
+@pytest.mark.parametrize("url_path", sorted(SCORED_PAGES))
+def test_a_models_page_before_any_scoring_says_how_to_get_scores(
+    dashboard_server: Server,  # noqa: F811 - the fixture
+    tab: Tab,
+    url_path: str,
+) -> None:
+    tab.page.goto(f"{dashboard_server.url}/{url_path}", wait_until="domcontentloaded")
+    tab.page.wait_for_selector(APP_DONE, timeout=PAGE_TIMEOUT_MS)
+    tab.page.get_by_text(NOT_SCORED).wait_for(timeout=PAGE_TIMEOUT_MS)
+    text = tab.page.inner_text("body")
+    assert "pharmaflow train" in text and "pharmaflow score" in text, text[:2000]
+    assert tab.page.locator('[data-testid="stException"]').count() == 0
+    assert FRESHNESS in text
 
 
 def test_every_section_page_exists() -> None:

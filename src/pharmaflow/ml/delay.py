@@ -44,6 +44,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from pharmaflow.errors import PharmaflowError
+from pharmaflow.ml import boosting
 from pharmaflow.ml.data import MlData
 from pharmaflow.ml.spec import Trained
 from pharmaflow.simulate.truth import SHIPMENT_DELAY, read_truth
@@ -259,27 +260,6 @@ def calibration(y: np.ndarray, p: np.ndarray, scorer: str) -> pd.DataFrame:
 # ---- the task contract --------------------------------------------------------------------
 
 
-def _lgbm_params(params: dict[str, Any], seed: int) -> tuple[dict[str, Any], int]:
-    """LightGBM's parameters (deterministic, seeded) and the number of boosting rounds."""
-    chosen = {k: params.get(k, v) for k, v in LGBM_DEFAULTS.items()}
-    return {
-        "objective": "binary",
-        "learning_rate": float(chosen["learning_rate"]),
-        "num_leaves": int(chosen["num_leaves"]),
-        "min_child_samples": int(chosen["min_child_samples"]),
-        "reg_lambda": float(chosen["reg_lambda"]),
-        "colsample_bytree": float(chosen["colsample_bytree"]),
-        "feature_fraction_seed": seed,
-        "num_threads": int(chosen["num_threads"]),
-        "seed": seed,
-        "deterministic": True,
-        "force_col_wise": True,
-        "verbosity": -1,
-        "cat_smooth": 10.0,
-        "min_data_per_group": 50,
-    }, int(chosen["n_estimators"])
-
-
 def _fit(
     frame: pd.DataFrame, features: list[str], levels: dict[str, list[str]], lgbm: dict, rounds: int
 ) -> lgb.Booster:
@@ -315,7 +295,9 @@ def train(data: MlData, *, seed: int, params: dict | None = None) -> Trained:
         raise PharmaflowError(f"unknown delay features {unknown}: pick from {FEATURES}")
     holdout_days = int(params.get("holdout_days", HOLDOUT_DAYS))
     horizon_days = int(params.get("label_horizon_days", LABEL_HORIZON_DAYS))
-    lgbm, rounds = _lgbm_params(params, seed)
+    lgbm, rounds = boosting.lgbm_params(
+        LGBM_DEFAULTS, params, seed, "binary", cat_smooth=10.0, min_data_per_group=50
+    )
 
     frame = load_features(data)
     fit, holdout = split(frame, holdout_days, horizon_days)
@@ -358,7 +340,7 @@ def train(data: MlData, *, seed: int, params: dict | None = None) -> Trained:
         primary="roc_auc",
         higher_is_better=True,
         params={
-            **{k: params.get(k, v) for k, v in LGBM_DEFAULTS.items()},
+            **boosting.chosen(LGBM_DEFAULTS, params),
             "features": ",".join(features),
             "holdout_days": holdout_days,
             "label_horizon_days": horizon_days,

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from pharmaflow.errors import PharmaflowError
+from pharmaflow.ml import boosting
 from pharmaflow.ml.data import MlData
 from pharmaflow.ml.spec import Trained
 from pharmaflow.simulate.truth import DEMAND, read_truth
@@ -192,25 +193,6 @@ def evaluate(model: Any, holdout: DemandHoldout) -> dict[str, float]:
     return metrics
 
 
-def _lgbm_params(params: dict[str, Any], seed: int) -> tuple[dict[str, Any], int]:
-    """LightGBM's parameters (deterministic, seeded) and the number of boosting rounds."""
-    chosen = {k: params.get(k, v) for k, v in LGBM_DEFAULTS.items()}
-    return {
-        "objective": "poisson",
-        "learning_rate": float(chosen["learning_rate"]),
-        "num_leaves": int(chosen["num_leaves"]),
-        "min_child_samples": int(chosen["min_child_samples"]),
-        "reg_lambda": float(chosen["reg_lambda"]),
-        "colsample_bytree": float(chosen["colsample_bytree"]),
-        "feature_fraction_seed": seed,
-        "num_threads": int(chosen["num_threads"]),
-        "seed": seed,
-        "deterministic": True,
-        "force_col_wise": True,
-        "verbosity": -1,
-    }, int(chosen["n_estimators"])
-
-
 def train(data: MlData, *, seed: int, params: dict | None = None) -> Trained:
     """Fit one model per horizon on its training rows, judge model and seasonal-naive on the
     holdout (module docstring)."""
@@ -220,7 +202,7 @@ def train(data: MlData, *, seed: int, params: dict | None = None) -> Trained:
     if unknown:
         raise PharmaflowError(f"unknown demand features {unknown}: pick from {FEATURES}")
     holdout_days = int(params.get("holdout_days", HOLDOUT_DAYS))
-    lgbm, rounds = _lgbm_params(params, seed)
+    lgbm, rounds = boosting.lgbm_params(LGBM_DEFAULTS, params, seed, "poisson")
 
     frame = load_features(data)
     parts = {h: split(frame, h, holdout_days) for h in HORIZONS}
@@ -251,7 +233,7 @@ def train(data: MlData, *, seed: int, params: dict | None = None) -> Trained:
         primary="wape",
         higher_is_better=False,
         params={
-            **{k: params.get(k, v) for k, v in LGBM_DEFAULTS.items()},
+            **boosting.chosen(LGBM_DEFAULTS, params),
             "objective": "poisson",
             "features": ",".join(features),
             "horizons": ",".join(str(h) for h in HORIZONS),

@@ -28,12 +28,6 @@ SCORE_COLUMNS = [
 
 
 @pytest.fixture(scope="module")
-def data(ml_warehouse):
-    with MlData(ml_warehouse.settings) as opened:
-        yield opened
-
-
-@pytest.fixture(scope="module")
 def trained(data: MlData) -> Trained:
     return delay.train(data, seed=7)
 

@@ -8,14 +8,11 @@ same in both: a feature that used a later sale would change."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import orjson
 import pandas as pd
 import pytest
 import yaml
@@ -25,11 +22,19 @@ from pharmaflow.ml import demand
 from pharmaflow.simulate.simulator import simulate
 from pharmaflow.warehouse import runner
 from tests.ml_data import ml_config, ml_settings
+from tests.ml_features import (
+    MODEL_DIR,
+    at_or_before,
+    build_from,
+    build_model,
+    failing_columns,
+    leaky_copy,
+    read_gold,
+)
 
 pytestmark = pytest.mark.slow
 
 MODEL = "ml_demand_features"
-MODEL_DIR = Path("models") / "gold" / "ml"
 LABELS = ("label_units_h7", "label_units_h28")
 # from the window's start: the evening of day 9 at the eastern pharmacies (02:30 UTC on day
 # 10) is cut, so day 9 is the cut warehouse's open day and day 8 its last complete one
@@ -44,30 +49,6 @@ class Builds:
     cut: Settings
 
 
-def _build(settings: Settings, events: Path) -> None:
-    from pharmaflow.cli.ingest import run_ingest
-
-    run_ingest(settings, str(events))
-    result = runner.build(settings)
-    assert result.success, result.failures
-    assert result.tests_failed == 0
-
-
-def _at_or_before(lines: list[bytes], cutoff: datetime) -> list[bytes]:
-    """Lines whose event time is at or before the cutoff; unreadable lines stay (ingest
-    quarantines them either way)."""
-    kept = []
-    for line in lines:
-        try:
-            stamp = datetime.fromisoformat(orjson.loads(line)["event_time"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            kept.append(line)
-            continue
-        if stamp.tzinfo is None or stamp <= cutoff.replace(tzinfo=UTC):
-            kept.append(line)
-    return kept
-
-
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     folder = tmp_path_factory.mktemp("demand-features")
@@ -78,27 +59,23 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     start = datetime(config.start.year, config.start.month, config.start.day)
     cutoff = start + CUTOFF_AFTER
     truncated = folder / "before-cutoff.jsonl"
-    truncated.write_bytes(b"".join(_at_or_before(events.read_bytes().splitlines(True), cutoff)))
+    truncated.write_bytes(b"".join(at_or_before(events.read_bytes().splitlines(True), cutoff)))
     cut = ml_settings(folder / "cut")
-    _build(full, events)
-    _build(cut, truncated)
+    build_from(full, events)
+    build_from(cut, truncated)
     return Builds(start, cutoff, full, cut)
 
 
-def _read(settings: Settings, sql: str) -> pd.DataFrame:
-    # default configuration: dbt ran in this process and DuckDB shares its open instance
-    with duckdb.connect(str(settings.warehouse_path)) as con:
-        return con.execute(sql).df()
-
-
 def _features(settings: Settings) -> pd.DataFrame:
-    frame = _read(settings, f"select * from gold.{MODEL} order by pharmacy_id, ndc, origin_date")
+    frame = read_gold(
+        settings, f"select * from gold.{MODEL} order by pharmacy_id, ndc, origin_date"
+    )
     frame["origin_date"] = pd.to_datetime(frame["origin_date"])
     return frame.reset_index(drop=True)
 
 
 def _daily(settings: Settings) -> pd.DataFrame:
-    frame = _read(
+    frame = read_gold(
         settings,
         "select business_date as sale_date, pharmacy_id, ndc, units "
         "from gold.fact_sales_daily_local",
@@ -201,7 +178,7 @@ def test_the_leakage_guard_covers_every_numeric_feature_against_both_labels(buil
     spec = yaml.safe_load((runner.PROJECT_DIR / MODEL_DIR / f"{MODEL}.yml").read_text())
     guards = _guards(spec)
     assert set(guards) == set(LABELS)
-    types = _read(
+    types = read_gold(
         builds.full,
         "select column_name, data_type from information_schema.columns "
         f"where table_schema = 'gold' and table_name = '{MODEL}'",
@@ -243,19 +220,9 @@ def test_a_feature_carrying_the_label_in_disguise_fails_the_guard(
     """The real dbt test on the real model, in a copy of the built warehouse: the model with
     one disguised label column builds, the h7 guard fails naming that column only, and the
     h28 guard (which does not list it) passes."""
-    from dbt.cli.main import dbtRunner
-
-    copy = ml_settings(tmp_path / "leaky")
-    copy.warehouse_path.parent.mkdir(parents=True)
-    shutil.copyfile(builds.full.warehouse_path, copy.warehouse_path)
-    copy.lake_dir.parent.mkdir(parents=True, exist_ok=True)
-    copy.lake_dir.symlink_to(builds.full.lake_dir, target_is_directory=True)
-    project = runner.prepare_project(copy)
+    copy, project = leaky_copy(builds.full, tmp_path / "leaky")
     _leaky_project(project)
-
-    args = [*runner.dbt_args(copy, project, "build"), "--select", MODEL]
-    res = dbtRunner().invoke([*args, "--log-level", "none"])
-    results = {r.node.name: r for r in res.result.results}
+    res, results = build_model(copy, project, MODEL)
     assert str(results[MODEL].status) == "success"  # the leaky model itself builds
     guards = {name: r for name, r in results.items() if name.startswith("pf_no_label_leak")}
     assert len(guards) == 2
@@ -264,7 +231,6 @@ def test_a_feature_carrying_the_label_in_disguise_fails_the_guard(
     assert not res.success
     other = [r for r in results.values() if r not in failed and str(r.status) == "fail"]
     assert other == []
-    with duckdb.connect(str(copy.warehouse_path)) as con:
-        found = con.execute(failed[0].node.compiled_code).fetchall()
+    found = failing_columns(copy, failed[0])
     assert [row[0] for row in found] == ["units_weekday_outlook"]
     assert found[0][2] > 0.95  # its Pearson correlation with the h7 label

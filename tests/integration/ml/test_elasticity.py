@@ -103,12 +103,6 @@ def test_prices_of_days_without_sales_come_from_the_regular_price_around_them() 
 
 
 @pytest.fixture(scope="module")
-def data(ml_warehouse):
-    with MlData(ml_warehouse.settings) as opened:
-        yield opened
-
-
-@pytest.fixture(scope="module")
 def trained(data: MlData) -> Trained:
     return elasticity.train(data, seed=7)
 

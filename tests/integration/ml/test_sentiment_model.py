@@ -13,17 +13,10 @@ import pandas as pd
 import pytest
 
 from pharmaflow.ml import sentiment
-from pharmaflow.ml.data import MlData
 from pharmaflow.simulate.truth import SURVEY_SENTIMENT, read_truth
 
 ACCURACY_FLOOR = 0.75
 MACRO_F1_FLOOR = 0.65
-
-
-@pytest.fixture(scope="module")
-def data(ml_warehouse):
-    with MlData(ml_warehouse.settings) as opened:
-        yield opened
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,11 @@ a feature that used a later event would change."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import orjson
 import pandas as pd
 import pytest
 import yaml
@@ -26,11 +23,19 @@ from pharmaflow.simulate.simulator import simulate
 from pharmaflow.simulate.truth import SHIPMENT_DELAY, read_truth
 from pharmaflow.warehouse import runner
 from tests.ml_data import ml_config, ml_settings
+from tests.ml_features import (
+    MODEL_DIR,
+    at_or_before,
+    build_from,
+    build_model,
+    failing_columns,
+    leaky_copy,
+    read_gold,
+)
 
 pytestmark = pytest.mark.slow
 
 MODEL = "ml_shipment_features"
-MODEL_DIR = Path("models") / "gold" / "ml"
 LABELS = ("label_is_late", "label_known_at")
 CUTOFF_AFTER = timedelta(days=7, hours=13, minutes=37)  # from the window's start
 
@@ -44,30 +49,6 @@ class Builds:
     truth_dir: Path
 
 
-def _build(settings: Settings, events: Path) -> None:
-    from pharmaflow.cli.ingest import run_ingest
-
-    run_ingest(settings, str(events))
-    result = runner.build(settings)
-    assert result.success, result.failures
-    assert result.tests_failed == 0
-
-
-def _before(lines: list[bytes], cutoff: datetime) -> list[bytes]:
-    """The lines whose event time is at or before the cutoff; unreadable lines stay (ingest
-    quarantines them either way)."""
-    kept = []
-    for line in lines:
-        try:
-            stamp = datetime.fromisoformat(orjson.loads(line)["event_time"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            kept.append(line)
-            continue
-        if stamp.tzinfo is None or stamp <= cutoff.replace(tzinfo=UTC):
-            kept.append(line)
-    return kept
-
-
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     folder = tmp_path_factory.mktemp("features")
@@ -78,24 +59,18 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     start = datetime(config.start.year, config.start.month, config.start.day)
     cutoff = start + CUTOFF_AFTER
     lines = events.read_bytes().splitlines(keepends=True)
-    kept = _before(lines, cutoff)
+    kept = at_or_before(lines, cutoff)
     assert 0.5 * len(lines) < len(kept) < 0.9 * len(lines)
     truncated = folder / "before-cutoff.jsonl"
     truncated.write_bytes(b"".join(kept))
     cut = ml_settings(folder / "cut")
-    _build(full, events)
-    _build(cut, truncated)
+    build_from(full, events)
+    build_from(cut, truncated)
     return Builds(config, cutoff, full, cut, full.truth_dir)
 
 
-def _read(settings: Settings, sql: str) -> pd.DataFrame:
-    # default configuration: dbt ran in this process and DuckDB shares its open instance
-    with duckdb.connect(str(settings.warehouse_path)) as con:
-        return con.execute(sql).df()
-
-
 def _features(settings: Settings) -> pd.DataFrame:
-    frame = _read(settings, f"select * from gold.{MODEL} order by shipment_id")
+    frame = read_gold(settings, f"select * from gold.{MODEL} order by shipment_id")
     return frame.reset_index(drop=True)
 
 
@@ -117,8 +92,8 @@ def test_the_cutoff_removed_what_happened_to_those_shipments_later(builds: Build
     """The truncated warehouse really knows less about the same shipments (so the equality
     above is a test): their outcomes moved on after the cutoff."""
     sql = "select shipment_id, current_status, delivered_at from gold.fact_shipment"
-    full = _read(builds.full, sql).set_index("shipment_id")
-    cut = _read(builds.cut, sql).set_index("shipment_id")
+    full = read_gold(builds.full, sql).set_index("shipment_id")
+    cut = read_gold(builds.cut, sql).set_index("shipment_id")
     early = _features(builds.cut)["shipment_id"]
     moved = (full.loc[early, "current_status"] != cut.loc[early, "current_status"]).sum()
     assert moved > 50
@@ -168,7 +143,7 @@ def test_the_leakage_guard_covers_every_numeric_feature(builds: Builds):
     arguments = _guard(spec)
     assert arguments["binary"] is True
     guarded = set(arguments["features"])
-    types = _read(
+    types = read_gold(
         builds.full,
         "select column_name, data_type from information_schema.columns "
         f"where table_schema = 'gold' and table_name = '{MODEL}'",
@@ -216,19 +191,9 @@ def test_a_feature_carrying_the_label_in_disguise_fails_the_guard(
 ) -> None:
     """The real dbt test on the real model, in a copy of the built warehouse: the model with
     one disguised label column builds, and the guard fails naming that column only."""
-    from dbt.cli.main import dbtRunner
-
-    copy = ml_settings(tmp_path / "leaky")
-    copy.warehouse_path.parent.mkdir(parents=True)
-    shutil.copyfile(builds.full.warehouse_path, copy.warehouse_path)
-    copy.lake_dir.parent.mkdir(parents=True, exist_ok=True)
-    copy.lake_dir.symlink_to(builds.full.lake_dir, target_is_directory=True)
-    project = runner.prepare_project(copy)
+    copy, project = leaky_copy(builds.full, tmp_path / "leaky")
     _leaky_project(project)
-
-    args = [*runner.dbt_args(copy, project, "build"), "--select", MODEL]
-    res = dbtRunner().invoke([*args, "--log-level", "none"])
-    results = {r.node.name: r for r in res.result.results}
+    res, results = build_model(copy, project, MODEL)
     assert str(results[MODEL].status) == "success"  # the leaky model itself builds
     guards = [r for name, r in results.items() if name.startswith("pf_no_label_leak")]
     assert len(guards) == 1 and str(guards[0].status) == "fail"
@@ -236,7 +201,6 @@ def test_a_feature_carrying_the_label_in_disguise_fails_the_guard(
     assert not res.success
     other = [r for r in results.values() if r not in guards and str(r.status) == "fail"]
     assert other == []
-    with duckdb.connect(str(copy.warehouse_path)) as con:
-        found = con.execute(guards[0].node.compiled_code).fetchall()
+    found = failing_columns(copy, guards[0])
     assert [row[0] for row in found] == ["delivery_slack_hours"]
     assert found[0][1] > 0.99  # its AUC: it separates late from on-time almost perfectly

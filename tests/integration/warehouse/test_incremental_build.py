@@ -25,7 +25,7 @@ from pharmaflow.warehouse.runner import build
 
 pytestmark = pytest.mark.slow
 
-SLICES = 4
+SLICES = 3
 
 
 def ingest(settings: Settings, path: Path) -> None:

@@ -19,17 +19,19 @@ SCORE_TABLES = (
     "ml_price_elasticity",
     "ml_survey_sentiment",
 )
+# the probability as served; a threshold compares this, so no row shows below it
+SHOWN_PROBABILITY = "round(cast(s.delay_probability as double), 4)"
 # Open shipments first by risk: the ones to act on before they are late.
-DELAY_RISK_SQL = """
+DELAY_RISK_SQL = f"""
 select s.shipment_id, s.created_at, s.carrier_id, s.service_level,
        f.origin_facility_id, f.destination_type, f.current_status,
        f.promised_delivery_time, f.delivered_at,
-       round(s.delay_probability, 4) as delay_probability, s.predicted_late,
+       {SHOWN_PROBABILITY} as delay_probability, s.predicted_late,
        s.model_version,
        -s.delay_probability as sort_risk
 from gold.ml_shipment_delay_scores as s
 left join gold.fact_shipment as f on f.shipment_id = s.shipment_id
-where s.delay_probability >= ?{where}
+where {{risk}}{{where}}
 """
 FORECAST_SQL = """
 select target_date, horizon_days, round(sum(forecast_units), 2) as forecast_units,
@@ -41,8 +43,9 @@ order by target_date
 limit 400
 """
 ELASTICITY_SQL = """
-select e.ndc, p.product_name, round(e.elasticity, 4) as elasticity,
-       round(e.ci_low, 4) as ci_low, round(e.ci_high, 4) as ci_high, e.method, e.model_version
+select e.ndc, p.product_name, round(cast(e.elasticity as double), 4) as elasticity,
+       round(cast(e.ci_low as double), 4) as ci_low, round(cast(e.ci_high as double), 4) as ci_high,
+       e.method, e.model_version
 from gold.ml_price_elasticity as e
 left join gold.dim_product as p on p.ndc = e.ndc and p.is_current
 order by e.ndc
@@ -58,19 +61,25 @@ def delay_risk(
     ctx: QueryContext,
     filters: Filters,
     page: Page,
-    min_probability: float = 0.5,
+    min_probability: float | None = None,
     open_only: bool = True,
 ) -> dict[str, Any]:
-    """Scored shipments at or above `min_probability` of arriving late, riskiest first
-    (keyset pages on (probability, shipment_id)); `open_only`: not delivered yet."""
+    """Scored shipments at or above `min_probability` of arriving late (as shown: rounded to 4
+    places), or by default the ones the model predicts late (at or above its own threshold,
+    in its card), riskiest first (keyset pages on (probability, shipment_id)); `open_only`:
+    not delivered yet."""
     where, params = filters.where(time="s.created_at", carrier="s.carrier_id")
     if open_only:
         where += " and f.delivered_at is null"
+    if min_probability is None:
+        risk, args = "s.predicted_late", params
+    else:
+        risk, args = f"{SHOWN_PROBABILITY} >= ?", [min_probability, *params]
     with ctx.reading() as q:
         found = q.page(
-            f"ml.delay_risk:{where}",
-            DELAY_RISK_SQL.format(where=where),
-            [min_probability, *params],
+            f"ml.delay_risk:{risk}:{where}",
+            DELAY_RISK_SQL.format(risk=risk, where=where),
+            args,
             ("sort_risk", "shipment_id"),
             page,
         )

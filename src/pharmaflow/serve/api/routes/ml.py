@@ -70,8 +70,14 @@ def delay_risk(
     filters: Annotated[Filters, Depends(risk_filters)],
     page: PageDep,
     min_probability: Annotated[
-        float, Query(ge=0, le=1, description="Only shipments at least this likely to be late.")
-    ] = 0.5,
+        float | None,
+        Query(
+            ge=0,
+            le=1,
+            description="Only shipments at least this likely to be late (default: the ones the "
+            "model predicts late, at its own threshold).",
+        ),
+    ] = None,
     open_only: Annotated[
         bool, Query(description="Only shipments not delivered yet (the ones to act on).")
     ] = True,

@@ -76,7 +76,9 @@ def main() -> None:
     )
 
     st.subheader("Shipments likely to be late")
-    threshold = st.slider("At least this likely", 0.0, 1.0, 0.5, 0.05, key="ml_threshold")
+    threshold = None  # the model's own cut (its card): the shipments it predicts late
+    if not st.toggle("Those the model predicts late", value=True, key="ml_predicted"):
+        threshold = st.slider("At least this likely", 0.0, 1.0, 0.3, 0.05, key="ml_threshold")
     risk = ml.delay_risk(ctx, Filters(), Page(limit=100), threshold, open_only=True)
     cols = st.columns(2)
     cols[0].metric(

@@ -8,7 +8,8 @@
 #}
 
 {% macro pf_ml_score_tables() -%}
-    {%- set s, f, t = dbt.type_string(), dbt.type_float(), dbt.type_timestamp() -%}
+    {#- scores are 8-byte floats: a 4-byte float rounds 0.5541 to 0.554099977 on the way out #}
+    {%- set s, f, t = dbt.type_string(), 'double precision', dbt.type_timestamp() -%}
     {%- set stamp = [('model_name', s), ('model_version', s), ('scored_at', t)] -%}
     {{ return({
         'ml_shipment_delay_scores': [
