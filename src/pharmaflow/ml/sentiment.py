@@ -375,7 +375,8 @@ def _limits(source: str) -> list[str]:
         "as NEUTRAL.",
         "English only; scrubbed placeholders ([NAME], [EMAIL]) carry no sentiment.",
         "Only the two thresholds are learnt: no word of a comment is, so wording that moves "
-        "away from the training period is not followed (the drift check watches the score).",
+        "away from the training period is not followed, and no drift check watches it (the "
+        "drift check of `pharmaflow score` covers the delay and demand features only).",
     ]
     if source == "weak":
         limits.append(
