@@ -43,9 +43,10 @@
     {{ pf_percentile(expr, 0.5) }}
 {%- endmacro %}
 
-{# a / b as a ratio with the given type, null when b is 0 or null #}
-{% macro pf_safe_ratio(numerator, denominator, dtype='decimal(6,4)') -%}
-    {{ pf_cast_decimal('cast(' ~ numerator ~ ' as decimal(18,6)) / nullif(' ~ denominator ~ ', 0)', dtype) }}
+{# a / b as a ratio with the given type, null when b is 0 or null; `wide`: the type the
+   numerator is divided in (wider where sums of money can be huge) #}
+{% macro pf_safe_ratio(numerator, denominator, dtype='decimal(6,4)', wide='decimal(18,6)') -%}
+    {{ pf_cast_decimal('cast(' ~ numerator ~ ' as ' ~ wide ~ ') / nullif(' ~ denominator ~ ', 0)', dtype) }}
 {%- endmacro %}
 
 {#

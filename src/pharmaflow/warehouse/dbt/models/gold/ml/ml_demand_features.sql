@@ -20,9 +20,12 @@
       made), so no feature says whether the target day will be promoted.
     * Labels: label_units_h7 / label_units_h28 = units on origin_date + 7 / + 28, null while
       that day is not complete yet. Both target days fall on origin_date's weekday.
-    * Averages and ratios are exact decimals (decimal(12,4), half away from zero), so the
-      table is the same on every engine; a price is revenue / units (the mean price paid).
+    * Averages and ratios are exact decimals (half away from zero), so the table is the same on
+      every engine; a price is revenue / units (the mean price paid). Shares are decimal(12,4);
+      averages and price ratios decimal(24,4), divided in decimal(35,6): a till can send huge
+      (in-contract) quantities and prices, and one such sale must not stop the build.
 #}
+{%- set mean, exact = 'decimal(24,4)', 'decimal(35,6)' %}
 
 with daily_sales as (
     select business_date as sale_date, pharmacy_id, ndc, units, revenue, promo_units
@@ -148,43 +151,43 @@ select
     windowed.units_lag14,
     windowed.units_lag21,
     {{ pf_safe_ratio('windowed.units + windowed.units_lag7 + windowed.units_lag14 + windowed.units_lag21',
-                     '4', 'decimal(12,4)') }} as same_weekday_mean_4w,
+                     '4', mean, exact) }} as same_weekday_mean_4w,
     case when windowed.days_7 = 7
-         then {{ pf_safe_ratio('windowed.units_7', '7', 'decimal(12,4)') }} end as units_mean_7d,
+         then {{ pf_safe_ratio('windowed.units_7', '7', mean, exact) }} end as units_mean_7d,
     case when windowed.days_14 = 14
-         then {{ pf_safe_ratio('windowed.units_14', '14', 'decimal(12,4)') }} end as units_mean_14d,
+         then {{ pf_safe_ratio('windowed.units_14', '14', mean, exact) }} end as units_mean_14d,
     case when windowed.days_28 = 28
-         then {{ pf_safe_ratio('windowed.units_28', '28', 'decimal(12,4)') }} end as units_mean_28d,
+         then {{ pf_safe_ratio('windowed.units_28', '28', mean, exact) }} end as units_mean_28d,
     case when windowed.days_prior_7 = 7
-         then {{ pf_safe_ratio('windowed.units_7 - windowed.units_prior_7', '7', 'decimal(12,4)') }}
+         then {{ pf_safe_ratio('windowed.units_7 - windowed.units_prior_7', '7', mean, exact) }}
     end as units_trend_7d,
     case when windowed.days_28 = 28
          then cast(windowed.zero_days_28 as {{ dbt.type_int() }}) end as zero_days_28d,
     case when windowed.days_7 = 7
-         then {{ pf_safe_ratio('windowed.promo_units_7', 'windowed.units_7', 'decimal(12,4)') }}
+         then {{ pf_safe_ratio('windowed.promo_units_7', 'windowed.units_7', 'decimal(12,4)', exact) }}
     end as promo_share_7d,
-    {{ pf_safe_ratio('windowed.promo_units', 'windowed.units', 'decimal(12,4)') }}
+    {{ pf_safe_ratio('windowed.promo_units', 'windowed.units', 'decimal(12,4)', exact) }}
         as promo_share_d0,
     case when windowed.days_28 = 28
-         then {{ pf_safe_ratio(pf_safe_ratio('windowed.revenue_3', 'windowed.units_3', 'decimal(18,6)'),
-                               pf_safe_ratio('windowed.revenue_28', 'windowed.units_28', 'decimal(18,6)'),
-                               'decimal(12,4)') }}
+         then {{ pf_safe_ratio(pf_safe_ratio('windowed.revenue_3', 'windowed.units_3', exact, exact),
+                               pf_safe_ratio('windowed.revenue_28', 'windowed.units_28', exact, exact),
+                               mean, exact) }}
     end as price_3d_vs_28d,
     case when windowed.days_28 = 28
-         then {{ pf_safe_ratio(pf_safe_ratio('windowed.revenue_7', 'windowed.units_7', 'decimal(18,6)'),
-                               pf_safe_ratio('windowed.revenue_28', 'windowed.units_28', 'decimal(18,6)'),
-                               'decimal(12,4)') }}
+         then {{ pf_safe_ratio(pf_safe_ratio('windowed.revenue_7', 'windowed.units_7', exact, exact),
+                               pf_safe_ratio('windowed.revenue_28', 'windowed.units_28', exact, exact),
+                               mean, exact) }}
     end as price_7d_vs_28d,
     case when windowed.days_7 = 7
          then {{ pf_safe_ratio('product_days.product_units_7', '7 * product_days.product_pharmacies',
-                               'decimal(12,4)') }} end as product_units_mean_7d,
+                               mean, exact) }} end as product_units_mean_7d,
     {{ pf_safe_ratio('product_days.product_units_d0', 'product_days.product_pharmacies',
-                     'decimal(12,4)') }} as product_units_mean_d0,
+                     mean, exact) }} as product_units_mean_d0,
     {{ pf_safe_ratio('product_days.product_promo_units_d0', 'product_days.product_units_d0',
-                     'decimal(12,4)') }} as product_promo_share_d0,
+                     'decimal(12,4)', exact) }} as product_promo_share_d0,
     case when windowed.days_7 = 7
          then {{ pf_safe_ratio('pharmacy_days.pharmacy_units_7', '7 * pharmacy_days.pharmacy_products',
-                               'decimal(12,4)') }} end as pharmacy_units_mean_7d,
+                               mean, exact) }} end as pharmacy_units_mean_7d,
     windowed.units_ahead_7 as label_units_h7,
     windowed.units_ahead_28 as label_units_h28
 from windowed
