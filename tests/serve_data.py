@@ -57,15 +57,16 @@ def make_served(folder: Path, config: SimConfig = SERVED) -> ServedData:
     return ServedData(settings, events, stats)
 
 
-def api_keys(settings: Settings) -> dict[str, str]:
-    """A fresh raw API key per role, created in the data dir's security store."""
+def api_keys(settings: Settings, prefix: str = "test") -> dict[str, str]:
+    """A fresh raw API key per role, created in the data dir's security store (named
+    `<prefix>-<role>`)."""
     from pharmaflow.serve.security.roles import Role
     from pharmaflow.serve.security.store import open_security
 
     keys, audit = open_security(settings)
     try:
         return {
-            role.value: keys.create(f"test-{role.value}", role, actor="tests", reason="tests")[1]
+            role.value: keys.create(f"{prefix}-{role}", role, actor="tests", reason="tests")[1]
             for role in Role
         }
     finally:

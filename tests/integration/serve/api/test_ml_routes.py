@@ -13,15 +13,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from pharmaflow.config import Settings
 from pharmaflow.serve.api.app import create_app
 from pharmaflow.serve.api.routes.ml import Elasticities, Forecast, Models, ShipmentRiskPage
 from pharmaflow.serve.query import ml
 from pharmaflow.serve.query.base import Filters, Page, QueryContext
-from pharmaflow.serve.security.store import open_security
 from pharmaflow.simulate.people import patient_pool
 from tests.phi_scan import phi_values
-from tests.serve_data import assert_no_phi
+from tests.serve_data import api_keys, assert_no_phi
 
 pytestmark = pytest.mark.slow  # `ml_scored` trains and scores every model
 
@@ -45,21 +43,9 @@ ALLOWED = {
 EVERY_SHIPMENT = {"min_probability": 0, "open_only": "false"}
 
 
-def _create_keys(settings: Settings, prefix: str) -> dict[str, str]:
-    store, audit = open_security(settings)
-    try:
-        return {
-            role: store.create(f"{prefix}-{role}", role, actor="test", reason="test")[1]
-            for role in ROLES
-        }
-    finally:
-        store.close()
-        audit.close()
-
-
 @pytest.fixture(scope="module")
 def keys(ml_scored) -> dict[str, str]:
-    return _create_keys(ml_scored.settings, "ml-routes")
+    return api_keys(ml_scored.settings, "ml-routes")
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +161,7 @@ def _by_day(items: list[dict]) -> dict[str, tuple[float, int]]:
 
 @pytest.fixture(scope="module")
 def unscored_keys(served) -> dict[str, str]:
-    return _create_keys(served.settings, "ml-routes-unscored")
+    return api_keys(served.settings, "ml-routes-unscored")
 
 
 @pytest.fixture(scope="module")
