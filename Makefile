@@ -12,7 +12,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DBT_VERSION_CHECK := false
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: env demo test lint format bench docs clean up screenshots browser ml
+.PHONY: env demo test lint format bench docs clean up screenshots browser ml prometheus
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -21,7 +21,7 @@ $(UV):
 # Bytecode is compiled here because PYTHONDONTWRITEBYTECODE=1 may be set (it is on CI machines):
 # without .pyc files every command recompiles its imports and `pharmaflow --help` takes seconds.
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --extra airflow --python $(PYTHON)
 	@touch $@
 
 # The project itself is installed editable: compile its sources on every run (only changed
@@ -53,7 +53,16 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
-test: env browser
+# The observability tests run Debian's Prometheus and promtool (deploy/prometheus/: rules,
+# their unit tests, a live server scraping the workers; docs/observability.md).
+PROMETHEUS := /usr/bin/prometheus
+
+$(PROMETHEUS):
+	$(SUDO) $(APT_INSTALL) prometheus || ($(SUDO) apt-get update -q && $(SUDO) $(APT_INSTALL) prometheus)
+
+prometheus: $(PROMETHEUS)
+
+test: env browser prometheus
 	$(VENV)/bin/python -m pytest
 
 # The whole platform live on this machine (Ctrl-C stops it; see docs/serving.md).
@@ -76,6 +85,7 @@ format: env
 docs: env
 	$(VENV)/bin/pharmaflow --data-dir data/docs docs --out docs/data-dictionary.md --lineage docs/lineage/index.html
 	$(VENV)/bin/python -m pharmaflow.contracts.docs docs/contracts.md
+	$(VENV)/bin/python -m pharmaflow.orchestrate.dbt_graph
 
 bench: env
 	$(VENV)/bin/python bench/ingest_file.py
@@ -85,6 +95,7 @@ bench: env
 	$(VENV)/bin/python bench/realtime.py
 	$(VENV)/bin/python bench/api_load.py
 	$(VENV)/bin/python bench/ml_train.py --repeat
+	$(VENV)/bin/python bench/orchestrate_marts.py
 
 clean:
 	rm -rf data .pytest_cache .ruff_cache

@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", description="Log level of the run log file."
     )
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="Run log lines: one JSON object per line (json), or plain text (text).",
+    )
     timestamp_min: datetime = Field(
         datetime(2000, 1, 1, tzinfo=UTC),
         description="Earliest plausible timestamp (event_time and every other timestamp field; "
@@ -208,10 +212,86 @@ class Settings(BaseSettings):
         "rejects at this level after a Bonferroni correction over the features.",
     )
 
+    # `pharmaflow check` (orchestrate/check.py, docs/checks.md): a value above its threshold
+    # is a breach.
+    check_source_max_age_minutes: float = Field(
+        60.0,
+        gt=0,
+        description="freshness_source: minutes since the newest batch of an event type was "
+        "ingested before the type counts as stale.",
+    )
+    check_source_max_age_by_type: dict[str, float] = Field(
+        default_factory=dict,
+        description="freshness_source: minutes per event type replacing the default for "
+        'quiet streams (JSON object, e.g. {"manufacturing.deviation.opened": 1440}).',
+    )
+    check_gold_max_age_hours: float = Field(
+        12.0,
+        gt=0,
+        description="freshness_gold: hours since the newest event time of a gold fact or "
+        "KPI table (as served) before it counts as stale.",
+    )
+    check_consumer_max_lag: int = Field(
+        200_000,
+        ge=0,
+        description="consumer_lag: records a consumer group may be behind (high watermark "
+        "minus committed offset, over its partitions); ingest commits once a batch has landed.",
+    )
+    check_groups: list[str] | None = Field(
+        None,
+        description="consumer_lag: the consumer groups to judge (JSON list). Default: the "
+        "platform's default groups that have committed offsets.",
+    )
+    check_kafka_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="consumer_lag: seconds to wait for the broker before the rule says unknown.",
+    )
+    check_dead_letter_max_rate: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="dead_letter_rate: largest share quarantined / (landed + quarantined) of "
+        "the records ingested in the window.",
+    )
+    check_dead_letter_window_hours: float = Field(
+        24.0, gt=0, description="dead_letter_rate: hours of ingest (by ingest time) judged."
+    )
+    check_delivery_sla_max_breaches: int = Field(
+        50,
+        ge=0,
+        description="delivery_sla: orders past their promised delivery time and not "
+        "delivered (nor cancelled) that are tolerated.",
+    )
+    check_delivery_sla_grace_hours: float = Field(
+        0.0,
+        ge=0,
+        description="delivery_sla: hours past the promised time before an order counts.",
+    )
+    check_build_max_age_hours: float = Field(
+        6.0, gt=0, description="build_age: hours since the last successful build."
+    )
+    check_failed_tests_max: int = Field(
+        0, ge=0, description="failed_tests: dbt tests the newest build may have failed."
+    )
+    check_warehouse_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="freshness_gold, delivery_sla: seconds to connect to (and query) a "
+        "PostgreSQL warehouse before the rules say unknown.",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("realtime_windows")
     @classmethod

@@ -75,7 +75,7 @@ def data_dir_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return {**plain, **TEST_KEYS, "PHARMAFLOW_DATA_DIR": str(data_dir), **extra}
 
 
-def _launch(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def launch_process(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
             argv,
@@ -115,7 +115,7 @@ def _start(
         port = free_port()
         argv = [arg.replace("{port}", str(port)) for arg in command]
         log = log_dir / f"{name}.log"
-        proc = _launch(argv, env, log)
+        proc = launch_process(argv, env, log)
         server = Server(name, f"http://127.0.0.1:{port}", proc, log)
         try:
             _wait_ready(server, health)

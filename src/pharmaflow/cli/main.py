@@ -20,6 +20,7 @@ from pharmaflow.cli import (
     audit,
     broker,
     build,
+    check,
     demo,
     docs,
     ingest,
@@ -74,7 +75,12 @@ def _global(
     given = {"data_dir": data_dir} if data_dir is not None else {}
     settings = Settings(_env_file=env_file, **given)  # type: ignore[call-arg]
     state = check_data_dir(settings.root)
-    logs.configure(settings.logs_dir, settings.log_level, writable=state.writable)
+    logs.configure(
+        settings.logs_dir,
+        settings.log_level,
+        writable=state.writable,
+        log_format=settings.log_format,
+    )
     ctx.obj = settings
 
 
@@ -85,6 +91,7 @@ for module in (
     kpis,
     alerts,
     build,
+    check,
     sql,
     demo,
     docs,

@@ -68,24 +68,7 @@ def register(app: typer.Typer) -> None:
         with console.status("training…"):
             outcomes = train(settings, names, seed=seed)
         if as_json:
-            print_json(
-                [
-                    {
-                        "task": o.registered.task,
-                        "model_name": o.registered.model_name,
-                        "version": o.registered.version,
-                        "promoted": o.registered.promoted,
-                        "reason": o.registered.reason,
-                        "metrics": o.registered.metrics,
-                        "baseline": o.registered.baseline,
-                        "champion_before": o.registered.champion_before,
-                        "champion_metrics": o.registered.champion_metrics,
-                        "card": str(o.registered.card),
-                        "train_seconds": round(o.seconds, 2),
-                    }
-                    for o in outcomes
-                ]
-            )
+            print_json([o.to_dict() for o in outcomes])
             return
         console.print(_train_table(outcomes))
         for o in outcomes:
@@ -113,20 +96,7 @@ def register(app: typer.Typer) -> None:
         with console.status("scoring…"):
             results = score(settings, names)
         if as_json:
-            print_json(
-                [
-                    {
-                        "task": r.task,
-                        "table": r.table,
-                        "model_name": r.model_name,
-                        "version": r.version,
-                        "rows": r.rows,
-                        "note": r.note,
-                        "drifted": list(getattr(r.drift, "drifted", []) or []),
-                    }
-                    for r in results
-                ]
-            )
+            print_json([r.to_dict() for r in results])
             return
         table = Table(title="scores written")
         for column in ("model", "version", "table", "rows", "drifted features"):

@@ -16,8 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import orjson
-
+from pharmaflow import logs, tracing
 from pharmaflow.config import Settings
 from pharmaflow.contracts.registry import ContractRegistry, default_registry
 from pharmaflow.ingest.counts import BatchCounts
@@ -145,12 +144,17 @@ class IngestEngine:
         """Land every source in turn. `writer` names this process among the lake's writers:
         it is locked for the run, and recovery removes only its own or dead writers' debris.
         File ingests share the file writer (their batches are content-named): any number may
-        run at once."""
-        if writer == FILE_WRITER:
-            with SharedWriterLock(self.settings.lake_dir, writer) as shared:
-                return self._run(sources, progress, writer, shared)
-        with WriterLock(self.settings.lake_dir, writer):
-            return self._run(sources, progress, writer, None)
+        run at once.
+
+        Every line the run logs carries its trace id and writer (`logs.bind`): the caller's
+        trace when one is bound (a build or a demo that ingests), else a fresh one."""
+        trace_id = logs.current_trace_id() or tracing.new_trace_id()
+        with logs.bind(trace_id=trace_id, writer=writer):
+            if writer == FILE_WRITER:
+                with SharedWriterLock(self.settings.lake_dir, writer) as shared:
+                    return self._run(sources, progress, writer, shared)
+            with WriterLock(self.settings.lake_dir, writer):
+                return self._run(sources, progress, writer, None)
 
     def _run(
         self,
@@ -167,7 +171,7 @@ class IngestEngine:
             shared.share()
         result.recovered_files = len(removed)
         if removed:
-            log.warning("recovery removed %d files of uncommitted batches", len(removed))
+            logs.event(log, "recovery_removed_files", level=logging.WARNING, files=len(removed))
         dedupe = DedupeIndex(
             self.event_index, self.commits.is_committed, self.settings.dedupe_ttl_hours
         )
@@ -198,5 +202,5 @@ class IngestEngine:
         result.seconds = time.perf_counter() - started
         if not result.conserved:  # a bug, never bad input: fail loudly
             raise AssertionError(f"ingest lost or doubled events: {result.to_dict()}")
-        log.info("ingest done %s", orjson.dumps(result.to_dict()).decode())
+        logs.event(log, "ingest_done", **result.to_dict())
         return result

@@ -1,8 +1,9 @@
 """Quarantine reason codes: one vocabulary for every place a rejected record is described.
 
 The codes are public: they are the quarantine's `reason_code` column, the `reason_code` header
-of a dead letter, the `reason` label of the `pharmaflow_events_quarantined` metric, the keys of
-`quarantine_reasons` in a batch manifest and the speed layer's `quarantined` KPI. So they live
+of a dead letter, the `reason` label of the `pharmaflow_ingest_events_quarantined_total`
+metric, the keys of `quarantine_reasons` in a batch manifest and the speed layer's
+`quarantined` KPI. So they live
 here once, as an enum whose members are their string values (a `StrEnum`: written and compared
 as plain strings everywhere), each with the stage that assigns it and what it means; the table
 in `docs/contracts.md` is generated from it.

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
+from pharmaflow import logs
 from pharmaflow.ingest.analyse import Analyser, Analysis
 from pharmaflow.ingest.counts import BatchCounts
 from pharmaflow.ingest.landing import Landing
@@ -166,7 +167,9 @@ class RunLoop:
         landing = self.committer.prepare(batch, future.result())
         self._settle()  # the previous batch is acknowledged before this one is committed
         assert self._pool is not None
-        written = self._pool.submit(self.committer.commit, batch, landing)
+        # The writer thread logs under the run's bound fields (its trace id): threads do not
+        # inherit context variables by themselves.
+        written = self._pool.submit(logs.carry(self.committer.commit), batch, landing)
         self._committing.append((batch, written, handed_at))
 
     def _finish_ready(self) -> None:
@@ -253,7 +256,7 @@ def run_sources(
     what was counted before a failure, which then propagates)."""
     with no_cyclic_gc(), Analyser(registry, settings.ingest_workers, settings.time_window) as pool:
         for source in sources:
-            log.info("start source=%s writer=%s", source.description, writer)
+            logs.event(log, "source_started", source=source.description, writer=writer)
             loop = RunLoop(source, pool, committer_for(source), writer, observer, progress)
             try:
                 loop.run(settings.batch_size)

@@ -345,37 +345,18 @@ def raise_drift_alert(
     severity, routes, labels and repeat interval; without one, drift alerts are warnings on
     the default routes; a disabled one silences them. `deliver=False` leaves the
     notifications in the outbox for a running speed layer's notifier."""
-    from pharmaflow.realtime.alerts.evaluate import Incident
-    from pharmaflow.realtime.alerts.incidents import IncidentStore
-    from pharmaflow.realtime.alerts.notifier import Notifier
+    from pharmaflow.realtime.alerts import external
     from pharmaflow.realtime.alerts.rules import AlertRules
-    from pharmaflow.realtime.db import Database
 
     now = now or datetime.now(UTC)
     rules = AlertRules.load(settings.alert_rules)
     rule = rules.drift_rule
     key = f"{rule.id}:{model_name}"
-    if not rule.enabled:
-        return DriftAlert(key)
-    db = Database(settings.realtime_store_url)
-    try:
-        active = {}
-        if report.drifted:
-            active[key] = Incident(
-                rule.id,
-                key,
-                rule.severity,
-                _summary(model_name, model_version, report),
-                _details(model_name, model_version, report),
-            )
-        transitions = IncidentStore(db, rules).record(active, now, keys={key})
-        sent = 0
-        if deliver and any(t.routes for t in transitions):
-            notifier = Notifier(db, rules)
-            try:
-                sent = notifier.drain_once(now)
-            finally:
-                notifier.stop()
-    finally:
-        db.close()
-    return DriftAlert(key, transitions, sent)
+    active = {}
+    if report.drifted:
+        active[key] = (
+            _summary(model_name, model_version, report),
+            _details(model_name, model_version, report),
+        )
+    raised = external.record(settings, rules, rule, active, {key}, now, deliver=deliver)
+    return DriftAlert(key, raised.transitions, raised.sent)

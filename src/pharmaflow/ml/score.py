@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -43,6 +44,18 @@ class Scored:
     note: str = ""
     drift: object | None = None  # pharmaflow.ml.drift.DriftReport, where the task checks drift
     frame: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `pharmaflow score --json` prints and the training DAG passes on."""
+        return {
+            "task": self.task,
+            "table": self.table,
+            "model_name": self.model_name,
+            "version": self.version,
+            "rows": self.rows,
+            "note": self.note,
+            "drifted": list(getattr(self.drift, "drifted", []) or []),
+        }
 
 
 def score(

@@ -21,6 +21,23 @@ class TrainOutcome:
     registered: Any  # pharmaflow.ml.registry.Registered
     seconds: float  # training and evaluation, tracking excluded
 
+    def to_dict(self) -> dict[str, Any]:
+        """What `pharmaflow train --json` prints and the training DAG passes on."""
+        r = self.registered
+        return {
+            "task": r.task,
+            "model_name": r.model_name,
+            "version": r.version,
+            "promoted": r.promoted,
+            "reason": r.reason,
+            "metrics": r.metrics,
+            "baseline": r.baseline,
+            "champion_before": r.champion_before,
+            "champion_metrics": r.champion_metrics,
+            "card": str(r.card),
+            "train_seconds": round(self.seconds, 2),
+        }
+
 
 def train(
     settings: Settings,

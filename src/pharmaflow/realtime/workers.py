@@ -63,6 +63,7 @@ def run_realtime_worker(
             idle_exit=idle_exit,
             settings=settings,
             kafka_defaults=KAFKA_DEFAULTS,
+            metrics=metrics.source,
         )
         result = layer.run(sources, writer_id(slot, "realtime"))
         unreachable = [s.unreachable for s in sources if isinstance(s, KafkaSource)]

@@ -13,7 +13,7 @@ from typing import Any
 
 from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
-from pharmaflow.warehouse.dbt_env import quiet_dbt
+from pharmaflow.warehouse.dbt_env import dbt_runner
 from pharmaflow.warehouse.runner import dbt_args, prepare_project
 
 SCHEMA_ORDER = ("reference", "silver", "gold")
@@ -28,8 +28,7 @@ SCHEMA_INTRO = {
 
 def parse_manifest(settings: Settings) -> Any:
     """`dbt parse` of the project as shipped; returns dbt's manifest object."""
-    quiet_dbt()
-    from dbt.cli.main import dbtRunner
+    dbtRunner = dbt_runner()
 
     project = prepare_project(settings)
     res = dbtRunner().invoke([*dbt_args(settings, project, "parse"), "--quiet"])
@@ -41,8 +40,7 @@ def parse_manifest(settings: Settings) -> Any:
 def lineage_page(settings: Settings) -> Path:
     """dbt's own documentation site (lineage graph, SQL, columns) as one self-contained HTML
     file: `dbt docs generate --static` against the data dir's warehouse."""
-    quiet_dbt()
-    from dbt.cli.main import dbtRunner
+    dbtRunner = dbt_runner()
 
     project = prepare_project(settings)
     args = dbt_args(settings, project, "docs")

@@ -10,23 +10,26 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import orjson
 
+from pharmaflow import logs, tracing
 from pharmaflow.config import Settings
 from pharmaflow.datadir import DIR_MODE
 from pharmaflow.errors import PharmaflowError, says_disk_full
-from pharmaflow.warehouse import build_state, history, publish, targets
-from pharmaflow.warehouse.dbt_env import quiet_dbt
+from pharmaflow.warehouse import build_log, build_state, history, publish, targets
+from pharmaflow.warehouse.dbt_env import dbt_runner
 from pharmaflow.warehouse.set_aside import (
     FailedTest,
     SetAside,
@@ -35,6 +38,8 @@ from pharmaflow.warehouse.set_aside import (
     set_aside_counts,
 )
 from pharmaflow.warehouse.targets import warehouse_lock
+
+log = logging.getLogger(__name__)
 
 PROJECT_DIR = Path(__file__).parent / "dbt"
 REFERENCE_FILES = ("products.csv", "facilities.csv", "equipment.csv", "carriers.csv", "payers.csv")
@@ -199,15 +204,82 @@ def build(
     seconds for readers to finish (`on_wait` says so once), and holds it to the end, so no
     reader can make dbt fail half-way (and a refusal costs a second, not a dbt start)."""
     started = time.perf_counter()
-    with warehouse_lock(settings, reader_wait, on_wait), _quiet_logging_errors():
-        result = _build(settings, on_node, full_refresh)
-    result.seconds = time.perf_counter() - started
+    started_at = build_log.now()
+    build_id = f"{started_at:%Y%m%dT%H%M%S%fZ}-{os.getpid()}"
+    # a caller's trace (a scheduler task, `pharmaflow up`) is kept; else the build starts one
+    trace_id = logs.current_trace_id() or tracing.new_trace_id()
+    with logs.bind(trace_id=trace_id, build_id=build_id):
+        logs.event(log, "build_started", target=settings.warehouse_target, full=full_refresh)
+        try:
+            with warehouse_lock(settings, reader_wait, on_wait), _quiet_logging_errors():
+                result = _build(settings, on_node, full_refresh)
+        except PharmaflowError as exc:
+            seconds = time.perf_counter() - started
+            _record(settings, build_id, trace_id, started_at, seconds, None, exc)
+            raise
+        result.seconds = time.perf_counter() - started
+        _record(settings, build_id, trace_id, started_at, result.seconds, result, None)
     return result
 
 
+def _record(
+    settings: Settings,
+    build_id: str,
+    trace_id: str,
+    started_at: datetime,
+    seconds: float,
+    result: BuildResult | None,
+    error: PharmaflowError | None,
+) -> None:
+    """One line in the build log (warehouse/build_log.py); a log that cannot be written
+    (a full disk) must not turn a good build into a failed one."""
+    outcome = "error"
+    if result is not None and result.success:
+        outcome = "success"
+    elif result is not None and result.tests_failed:
+        outcome = "tests_failed"
+    record = build_log.BuildRecord(
+        build_id=build_id,
+        trace_id=trace_id,
+        target=settings.warehouse_target,
+        started_at=started_at,
+        finished_at=build_log.now(),
+        seconds=seconds,
+        outcome=outcome,
+        error=str(error).splitlines()[0] if error is not None and str(error) else None,
+        **(
+            {
+                "full_refresh_reason": result.full_refresh_reason,
+                "models_built": result.models_built,
+                "tests_passed": result.tests_passed,
+                "tests_failed": result.tests_failed,
+                "failed_tests": [f.name for f in result.failed_tests],
+                "failures": result.failures[:50],
+                "rows_set_aside": result.rows_set_aside,
+            }
+            if result is not None
+            else {}
+        ),
+    )
+    try:
+        build_log.append(settings.warehouse_dir, record)
+    except OSError as exc:
+        log.warning("could not write the build log: %s", exc.strerror or exc)
+    logs.event(
+        log,
+        "build_finished",
+        outcome=outcome,
+        seconds=round(seconds, 3),
+        models_built=record.models_built,
+        tests_passed=record.tests_passed,
+        tests_failed=record.tests_failed,
+        failed_tests=record.failed_tests[:20],
+        error=record.error,
+    )
+
+
 def _build(settings: Settings, on_node: NodeDone | None, full_refresh: bool) -> BuildResult:
-    quiet_dbt()
-    from dbt.cli.main import dbtRunner  # heavy import: only when building
+    dbtRunner = dbt_runner()
 
     project = prepare_project(settings)
     target = settings.warehouse_target

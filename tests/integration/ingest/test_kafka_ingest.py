@@ -41,11 +41,12 @@ def test_stream_lands_valid_unique_events_and_dead_letters_the_rest(tmp_path, se
         result = run_stream_worker(settings, url, idle_exit=2.0, metrics=metrics)
         scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
         sample = metrics.registry.get_sample_value
-        assert sample("pharmaflow_events_consumed_total", {"source": "kafka"}) == stats.lines
+        assert sample("pharmaflow_ingest_events_consumed_total", {"source": "kafka"}) == stats.lines
         for event_type, n in stats.by_type.items():
-            assert sample("pharmaflow_events_landed_total", {"event_type": event_type}) == n
-        assert b"pharmaflow_events_duplicate_total" in scraped
-        assert b"pharmaflow_consumer_lag" in scraped and b"pharmaflow_batch_seconds" in scraped
+            assert sample("pharmaflow_ingest_events_landed_total", {"event_type": event_type}) == n
+        assert b"pharmaflow_ingest_events_duplicate_total" in scraped
+        assert b"pharmaflow_ingest_consumer_lag_records" in scraped
+        assert b"pharmaflow_ingest_batch_seconds" in scraped
         metrics.close()
         assert result.conserved
         assert result.input == stats.lines

@@ -66,8 +66,8 @@ def test_a_replay_counts_every_record_and_its_metrics_say_so(replay_settings, fa
         )
 
     assert total("pharmaflow_realtime_events_total") == result.landed
-    assert total("pharmaflow_realtime_late_events_total") == result.late
-    assert total("pharmaflow_realtime_quarantined_total") == result.quarantined
+    assert total("pharmaflow_realtime_events_late_total") == result.late
+    assert total("pharmaflow_realtime_events_quarantined_total") == result.quarantined
     assert total("pharmaflow_realtime_commit_seconds_count") == result.batches
     assert total("pharmaflow_realtime_windows_closed_total") == result.windows_closed > 0
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pharmaflow.contracts.registry import ContractRegistry
 from pharmaflow.errors import PharmaflowError
-from pharmaflow.ingest.metrics import IngestMetrics
+from pharmaflow.ingest.metrics import SourceMetrics
 from pharmaflow.ingest.sources.base import RawBatch, Source
 from pharmaflow.ingest.sources.files import CsvFileSource, JsonlFileSource
 from pharmaflow.ingest.sources.kafka import KafkaSource, kafka_security, parse_kafka_url
@@ -32,7 +32,7 @@ def open_sources(
     default_bootstrap: str | None = None,
     stop: threading.Event | None = None,
     idle_exit: float | None = None,
-    metrics: IngestMetrics | None = None,
+    metrics: SourceMetrics | None = None,
     settings: Settings | None = None,
     kafka_defaults: Mapping[str, Any] | None = None,
 ) -> list[Source]:

@@ -46,7 +46,7 @@ from confluent_kafka.admin import AdminClient
 from pharmaflow.broker.group_repair import repair_group
 from pharmaflow.broker.topics import DOMAIN_TOPICS, ensure_dead_letter_topics
 from pharmaflow.errors import PharmaflowError
-from pharmaflow.ingest.metrics import IngestMetrics
+from pharmaflow.ingest.metrics import SourceMetrics
 from pharmaflow.ingest.reasons import ReasonCode
 from pharmaflow.ingest.sinks.dead_letters import DeadLetterSink
 from pharmaflow.ingest.sources.base import RawBatch, Source, SourceContext
@@ -284,7 +284,7 @@ class KafkaSource(Source):
         spec: KafkaSpec,
         stop: threading.Event | None = None,
         idle_exit: float | None = None,
-        metrics: IngestMetrics | None = None,
+        metrics: SourceMetrics | None = None,
         security: Mapping[str, str] | None = None,
     ) -> None:
         self.spec = spec

@@ -12,8 +12,9 @@ The engine's entry points:
 
 `evaluate` is cheap when nothing changes (one indexed read, no write lock); it records fired,
 repeat and resolved transitions with their outbox rows in one transaction and returns them
-(each has `rule_id`/`severity`/`kind`, for the `alerts_total` metric). Delivery happens in the
-notifier's thread only: a failing webhook never blocks or raises into the stream.
+(each has `rule_id`/`severity`/`kind`, for the `pharmaflow_alerts_transitions_total` metric).
+Delivery happens in the notifier's thread only: a failing webhook never blocks or raises into
+the stream.
 See docs/alerts.md.
 """
 
@@ -34,7 +35,7 @@ class Alerting:
     """Evaluates the rules over a snapshot and records what changed.
 
     `transitions`: cumulative counts by (rule_id, severity, kind) since start;
-    `active`: incidents active at the last evaluation (for a `alerts_firing` gauge)."""
+    `active`: incidents active at the last evaluation (for the `pharmaflow_alerts_firing` gauge)."""
 
     def __init__(self, db: Database, rules: AlertRules) -> None:
         self.db = db

@@ -27,8 +27,8 @@ from pharmaflow.realtime.alerts.rules import (
     AlertRules,
     CarrierRule,
     ColdChainRule,
+    ExternalRule,
     LabFailureRule,
-    ModelDriftRule,
     OrderStuckRule,
     QuarantineRule,
     Rule,
@@ -293,8 +293,8 @@ def evaluate_rules(rules: AlertRules, snapshot: Snapshot, now: datetime) -> dict
     sums: _Sums | None = None
     for rule in rules.rules:
         incidents: Iterable[Incident]
-        if isinstance(rule, ModelDriftRule):
-            continue  # raised by the ML drift check (ml/drift.py), not read from a snapshot
+        if isinstance(rule, ExternalRule):
+            continue  # raised by the ML drift check or the scheduler, not read from a snapshot
         if isinstance(rule, QuarantineRule | CarrierRule):
             if sums is None:
                 sums = _group_windows(snapshot)

@@ -179,13 +179,15 @@ class IncidentStore:
         create_alert_schema(db)
 
     def _heads(self, tx: Tx, keys: Collection[str] | None = None) -> dict[str, _Head]:
-        """Open incidents: those of `keys`, or (None) all but the drift check's."""
+        """Open incidents: those of `keys`, or (None) all but those raised from outside the
+        speed layer (drift checks, pipeline failures)."""
         rows = tx.query(
             "SELECT id, rule_id, incident_key, last_notified_at FROM rt_alert "
             "WHERE state = 'firing'"
         )
         if keys is None:
-            return {r[2]: _Head(*r) for r in rows if r[1] != self.rules.drift_rule.id}
+            external = self.rules.external_rule_ids
+            return {r[2]: _Head(*r) for r in rows if r[1] not in external}
         return {r[2]: _Head(*r) for r in rows if r[2] in keys}
 
     def _load(self, tx: Tx, heads: list[_Head]) -> dict[int, _Open]:

@@ -41,6 +41,7 @@ class LiveAlerts:
         self.alerting = Alerting(db, rules)
         self.incidents = IncidentStore(db, rules)
         self.notifier = Notifier(db, rules)
+        metrics.watch_alerts(self.alerting, self.notifier.stats)
         self._lookback = rules.window_lookback()
         self._clock: datetime | None = None
 

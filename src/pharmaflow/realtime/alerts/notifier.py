@@ -51,13 +51,16 @@ _LEASE_SLACK_S = 5.0
 
 @dataclass
 class NotifierStats:
-    """Counters since start, for metrics (`alert_notifications_total{outcome}`)."""
+    """Counters since start, for metrics (`pharmaflow_alerts_notifications_total{route,
+    outcome}`, realtime/metrics.py)."""
 
     sent: int = 0
     failed: int = 0  # failed attempts (each is retried or given up)
     given_up: int = 0
     errors: int = 0  # drains that failed (the store unreachable, say)
     by_route: dict[str, int] = field(default_factory=dict)  # sent per route
+    failed_by_route: dict[str, int] = field(default_factory=dict)
+    given_up_by_route: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,7 @@ class Notifier:
         too_old = at >= row.created_at + self.delivery.give_up_after.total_seconds()
         give_up = result.permanent or too_old or attempt >= self.delivery.max_attempts
         self.stats.failed += 1
+        _bump(self.stats.failed_by_route, row.route)
         with self.db.transaction() as tx:
             _event(tx, row.alert_id, at, "notify_failed", row.route, attempt, error)
             if give_up:
@@ -306,6 +310,7 @@ class Notifier:
                 )
         if give_up:
             self.stats.given_up += 1
+            _bump(self.stats.given_up_by_route, row.route)
             log.warning(
                 "alert notification %s for incident %s on route %s given up: %s",
                 row.event,
@@ -339,10 +344,15 @@ class Notifier:
                 )
                 _event(tx, row.alert_id, at, "given_up", row.route, row.attempts, why)
                 self.stats.given_up += 1
+                _bump(self.stats.given_up_by_route, row.route)
 
     def pending(self) -> int:
         with self.db.reading() as tx:
             return int(tx.query("SELECT count(*) FROM rt_outbox WHERE state = 'pending'")[0][0])
+
+
+def _bump(counts: dict[str, int], route: str) -> None:
+    counts[route] = counts.get(route, 0) + 1
 
 
 def _event(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -289,6 +289,25 @@ class ModelDriftRule(_Rule):
     thresholds: ModelDriftThresholds = ModelDriftThresholds()
 
 
+class PipelineFailureThresholds(_Strict):
+    """Nothing to set: a scheduled task failed (the rule routes)."""
+
+
+class PipelineFailureRule(_Rule):
+    """A scheduled pipeline task failed (an Airflow DAG's task; orchestrate/notify.py): fired
+    by the task's failure callback, resolved when its DAG next succeeds. Never evaluated over
+    the speed layer's snapshot. A file without one still gets these alerts: critical on the
+    default routes (`AlertRules.pipeline_rule`)."""
+
+    kind: Literal["pipeline_failure"]
+    thresholds: PipelineFailureThresholds = PipelineFailureThresholds()
+
+
+# Rules raised from outside the speed layer (realtime/alerts/external.py): the evaluator skips
+# them and never resolves their incidents.
+ExternalRule = ModelDriftRule | PipelineFailureRule
+_ExternalT = TypeVar("_ExternalT", ModelDriftRule, PipelineFailureRule)
+
 Rule = (
     ColdChainRule
     | SensorRule
@@ -297,8 +316,10 @@ Rule = (
     | QuarantineRule
     | CarrierRule
     | ModelDriftRule
+    | PipelineFailureRule
 )
 DRIFT_RULE_ID = "model_drift"  # the id of the drift rule a file that has none gets
+PIPELINE_RULE_ID = "pipeline_failure"  # the same for pipeline failures
 RULE_KINDS: dict[str, type[_Rule]] = {
     "coldchain_excursion": ColdChainRule,
     "sensor_out_of_spec": SensorRule,
@@ -307,6 +328,7 @@ RULE_KINDS: dict[str, type[_Rule]] = {
     "quarantine_rate": QuarantineRule,
     "carrier_exception_rate": CarrierRule,
     "model_drift": ModelDriftRule,
+    "pipeline_failure": PipelineFailureRule,
 }
 
 
@@ -380,19 +402,29 @@ class AlertRules:
         self.origin = origin
         self.defaults = defaults or Defaults()
         self.by_id = {r.id: r for r in rules}
-        # model drift alerts follow the file's first model_drift rule, else a warning on the
-        # default routes (in by_id too, so incidents find its routes and repeat interval)
-        self.drift_rule: ModelDriftRule = next(
-            (r for r in rules if isinstance(r, ModelDriftRule)),
-            ModelDriftRule(
-                id=DRIFT_RULE_ID,
-                kind="model_drift",
-                severity="warning",
+        # model drift and pipeline failure alerts follow the file's first rule of their kind,
+        # else a rule on the default routes (in by_id too, so incidents find its routes and
+        # repeat interval)
+        self.drift_rule = self._external(rules, ModelDriftRule, DRIFT_RULE_ID, "warning")
+        self.pipeline_rule = self._external(
+            rules, PipelineFailureRule, PIPELINE_RULE_ID, "critical"
+        )
+        self.external_rule_ids = {self.drift_rule.id, self.pipeline_rule.id}
+
+    def _external(
+        self, rules: list[Rule], kind: type[_ExternalT], rule_id: str, severity: str
+    ) -> _ExternalT:
+        rule = next((r for r in rules if isinstance(r, kind)), None)
+        if rule is None:
+            rule = kind(
+                id=rule_id,
+                kind=rule_id,
+                severity=severity,
                 routes=list(self.defaults.routes),
                 repeat_interval=self.defaults.repeat_interval,
-            ),
-        )
-        self.by_id.setdefault(self.drift_rule.id, self.drift_rule)
+            )
+        self.by_id.setdefault(rule.id, rule)
+        return rule
 
     @classmethod
     def load(cls, path: Path | None = None) -> AlertRules:
@@ -490,11 +522,15 @@ class AlertRules:
                         f"'{name}' (routes: {known})"
                     )
             rules.append(rule)  # type: ignore[arg-type]
-        if not any(isinstance(r, ModelDriftRule) for r in rules) and DRIFT_RULE_ID in seen:
-            raise PharmaflowError(
-                f"alert rules {origin}: rule '{DRIFT_RULE_ID}': that id is kept for the drift "
-                "alerts of a file without a model_drift rule: rename it, or add one"
-            )
+        for kind, rule_id, what in (
+            (ModelDriftRule, DRIFT_RULE_ID, "drift"),
+            (PipelineFailureRule, PIPELINE_RULE_ID, "pipeline failure"),
+        ):
+            if not any(isinstance(r, kind) for r in rules) and rule_id in seen:
+                raise PharmaflowError(
+                    f"alert rules {origin}: rule '{rule_id}': that id is kept for the {what} "
+                    f"alerts of a file without a {rule_id} rule: rename it, or add one"
+                )
         return cls(rules, routes, top.delivery, origin, top.defaults)
 
     def with_stuck_hours(self, hours: dict[str, float]) -> AlertRules:

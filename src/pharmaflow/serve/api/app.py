@@ -7,6 +7,9 @@ thread pool, and the query layer gives each thread its own DuckDB cursor.
 
 Unversioned: `/health` (the process answers), `/ready` (the warehouse snapshot, the speed-layer
 store and the security store can be read), `/metrics` (Prometheus), `/docs` (OpenAPI).
+
+Every request runs under a trace id (its `traceparent` / `X-Trace-Id`, or a fresh one),
+answered in the `X-Trace-Id` header and logged with one JSON access line (serve/api/access.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from pharmaflow.errors import PharmaflowError
+from pharmaflow.serve.api.access import TraceAccessMiddleware
 from pharmaflow.serve.api.errors import install_error_handlers
 from pharmaflow.serve.api.metrics import ApiMetrics
 from pharmaflow.serve.api.routes import ROUTERS
@@ -43,7 +47,7 @@ def build_services(settings: Settings) -> Services:
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     services = services or build_services(settings)
-    metrics = ApiMetrics()
+    metrics = ApiMetrics(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +68,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.services = services
     app.state.metrics = metrics
     app.middleware("http")(metrics.middleware)
+    # Added last, so outermost: the trace id is bound around everything else, metrics included.
+    app.add_middleware(TraceAccessMiddleware)
     install_error_handlers(app)
 
     @app.get("/health", tags=["operations"], summary="Liveness: the process answers")
@@ -118,7 +124,20 @@ def readiness(services: Services) -> dict[str, dict[str, Any]]:
 
 def app_from_env() -> FastAPI:
     """The app for `uvicorn --factory pharmaflow.serve.api.app:app_from_env`: settings from
-    the `PHARMAFLOW_*` environment (what `pharmaflow serve` and `pharmaflow up` set)."""
-    from pharmaflow.config import Settings
+    the `PHARMAFLOW_*` environment (what `pharmaflow serve` and `pharmaflow up` set).
 
-    return create_app(Settings())
+    Started this way the CLI never ran, so the run log is configured here, as the CLI does
+    for `pharmaflow serve` (into the data dir's log, or stderr when it is read-only)."""
+    from pharmaflow import logs
+    from pharmaflow.config import Settings
+    from pharmaflow.datadir import check_data_dir
+
+    settings = Settings()
+    state = check_data_dir(settings.root)
+    logs.configure(
+        settings.logs_dir,
+        settings.log_level,
+        writable=state.writable,
+        log_format=settings.log_format,
+    )
+    return create_app(settings)
