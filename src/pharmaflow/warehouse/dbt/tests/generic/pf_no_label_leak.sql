@@ -29,8 +29,10 @@ from (
         {%- else %}
         cast(null as double precision) as auc,
         {%- endif %}
-        corr(x, y) as pearson,
-        corr(rx, ry) as spearman
+        -- no correlation where a side is constant (all-zero labels of a few odd sales): DuckDB
+        -- returns NaN there, which compares greater than every number and would fail the test
+        case when var_pop(x) > 0 and var_pop(y) > 0 then corr(x, y) end as pearson,
+        case when var_pop(rx) > 0 and var_pop(ry) > 0 then corr(rx, ry) end as spearman
     from (
         select
             x,
