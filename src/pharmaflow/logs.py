@@ -321,6 +321,14 @@ def configure(
         return path
 
 
+def configure_from(settings: Any, *, writable: bool = True) -> Path | None:
+    """`configure` with a `Settings`' log dir, level and format: what every entry point (the
+    CLI, the API started by uvicorn's factory) does once it knows its data dir."""
+    return configure(
+        settings.logs_dir, settings.log_level, writable=writable, log_format=settings.log_format
+    )
+
+
 def reset() -> None:
     """Remove (and close) what `configure` installed: tests, and a process that re-homes."""
     with _lock:

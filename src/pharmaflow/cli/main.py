@@ -75,12 +75,7 @@ def _global(
     given = {"data_dir": data_dir} if data_dir is not None else {}
     settings = Settings(_env_file=env_file, **given)  # type: ignore[call-arg]
     state = check_data_dir(settings.root)
-    logs.configure(
-        settings.logs_dir,
-        settings.log_level,
-        writable=state.writable,
-        log_format=settings.log_format,
-    )
+    logs.configure_from(settings, writable=state.writable)
     ctx.obj = settings
 
 

@@ -134,10 +134,5 @@ def app_from_env() -> FastAPI:
 
     settings = Settings()
     state = check_data_dir(settings.root)
-    logs.configure(
-        settings.logs_dir,
-        settings.log_level,
-        writable=state.writable,
-        log_format=settings.log_format,
-    )
+    logs.configure_from(settings, writable=state.writable)
     return create_app(settings)
