@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copy
 import itertools
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+
+from pharmaflow.warehouse.build_log import BuildRecord
 
 _ids = itertools.count(1)
 
@@ -141,4 +144,25 @@ def survey(comment: str, order_id: str = "ORD-1") -> dict[str, Any]:
         key="SRV-1",
         payload__order_id=order_id,
         payload__comment=comment,
+    )
+
+
+def build_record(
+    finished: datetime,
+    outcome: str = "success",
+    *,
+    build_id: str | None = None,
+    seconds: float = 60.0,
+    **extra: Any,
+) -> BuildRecord:
+    """One build-log record (warehouse/build_log.py) that finished at `finished`."""
+    return BuildRecord(
+        build_id=build_id or f"b-{finished:%Y%m%dT%H%M%S}-{outcome}",
+        trace_id="t",
+        target="duckdb",
+        started_at=finished - timedelta(seconds=seconds),
+        finished_at=finished,
+        seconds=seconds,
+        outcome=outcome,
+        **extra,
     )

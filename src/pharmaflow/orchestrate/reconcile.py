@@ -66,8 +66,8 @@ class Reconciliation:
         }
 
 
-def _speed_counts(settings: Settings, width: int) -> tuple[dict[tuple[str, int], int], int | None]:
-    """Closed windows of the speed layer: (event type, start s) → events; and its clock."""
+def _speed_counts(settings: Settings, width: int) -> dict[tuple[str, int], int]:
+    """Closed windows of the speed layer: (event type, start s) → events."""
     from pharmaflow.realtime.config import RealtimeConfig
     from pharmaflow.realtime.db import Database
     from pharmaflow.realtime.reader import StateReader
@@ -75,7 +75,6 @@ def _speed_counts(settings: Settings, width: int) -> tuple[dict[tuple[str, int],
     db = Database(settings.realtime_store_url)
     try:
         reader = StateReader(db, RealtimeConfig.from_settings(settings))
-        clock = reader.clock()
         values = reader.windows(KPI, width)
     finally:
         db.close()
@@ -84,7 +83,7 @@ def _speed_counts(settings: Settings, width: int) -> tuple[dict[tuple[str, int],
         if w.final:
             key = (w.label, int(w.start.timestamp()))
             counts[key] = counts.get(key, 0) + int(w.value)
-    return counts, None if clock is None else int(clock.timestamp())
+    return counts
 
 
 def _batch_counts(
@@ -140,7 +139,7 @@ def reconcile(settings: Settings, width_s: int | None = None) -> Reconciliation:
     if not url.startswith("postgresql://") and not Path(url).exists():
         out.skipped = f"no speed layer state at {url}"
         return out
-    speed, _clock = _speed_counts(settings, width)
+    speed = _speed_counts(settings, width)
     if not speed:
         out.skipped = "the speed layer has no closed windows yet"
         return out

@@ -28,8 +28,8 @@ from pharmaflow.orchestrate.checks.gold import GOLD_TABLES, KPI_SOURCES
 from pharmaflow.simulate.config import SimConfig
 from pharmaflow.simulate.simulator import simulate
 from pharmaflow.warehouse import build_log, publish
-from pharmaflow.warehouse.build_log import BuildRecord
 from tests.conftest import TEST_KEYS
+from tests.factories import build_record
 from tests.kafka import embedded_broker
 
 pytestmark = pytest.mark.slow
@@ -230,19 +230,6 @@ def test_a_lake_with_malformed_input_breaches_the_dead_letter_rate(tmp_path):
         settings, now=datetime.now(UTC) + timedelta(hours=25), only=["dead_letter_rate"]
     ).results
     assert later.status == "unknown"
-
-
-def build_record(finished: datetime, outcome: str = "success", **extra: object) -> BuildRecord:
-    return BuildRecord(
-        build_id=f"b{finished.timestamp():.0f}",
-        trace_id="t",
-        target="duckdb",
-        started_at=finished - timedelta(minutes=1),
-        finished_at=finished,
-        seconds=60.0,
-        outcome=outcome,
-        **extra,
-    )
 
 
 def test_an_old_last_success_breaches_build_age(tmp_path):

@@ -14,7 +14,7 @@ from pharmaflow.config import Settings
 from pharmaflow.orchestrate.check import run_checks
 from pharmaflow.orchestrate.checks.builds import build_age, failed_tests
 from pharmaflow.warehouse import build_log
-from pharmaflow.warehouse.build_log import BuildRecord
+from tests.factories import build_record
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -22,19 +22,6 @@ NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", check_build_max_age_hours=6.0)
-
-
-def record(finished: datetime, outcome: str = "success", **extra) -> BuildRecord:
-    return BuildRecord(
-        build_id=f"b-{finished:%H%M%S}-{outcome}",
-        trace_id="t",
-        target="duckdb",
-        started_at=finished - timedelta(seconds=60),
-        finished_at=finished,
-        seconds=60.0,
-        outcome=outcome,
-        **extra,
-    )
 
 
 def append_line(settings: Settings, line: bytes) -> None:
@@ -51,23 +38,23 @@ def test_no_build_log_is_unknown(settings):
 
 
 def test_build_age_is_the_age_of_the_last_success_not_of_the_newest_build(settings):
-    build_log.append(settings.warehouse_dir, record(NOW - timedelta(hours=8)))
+    build_log.append(settings.warehouse_dir, build_record(NOW - timedelta(hours=8)))
     build_log.append(
-        settings.warehouse_dir, record(NOW - timedelta(hours=1), "error", error="disk full")
+        settings.warehouse_dir, build_record(NOW - timedelta(hours=1), "error", error="disk full")
     )
     [result] = build_age(settings, NOW)
     assert result.status == "breach"
     assert result.value == pytest.approx(8.0) and result.threshold == 6.0
     assert result.unit == "hours" and "ended error" in result.detail
 
-    build_log.append(settings.warehouse_dir, record(NOW - timedelta(minutes=30)))
+    build_log.append(settings.warehouse_dir, build_record(NOW - timedelta(minutes=30)))
     [result] = build_age(settings, NOW)
     assert result.status == "ok" and result.value == pytest.approx(0.5)
 
 
 def test_only_failed_builds_is_a_breach_without_a_value(settings):
-    build_log.append(settings.warehouse_dir, record(NOW - timedelta(hours=1), "tests_failed"))
-    build_log.append(settings.warehouse_dir, record(NOW - timedelta(minutes=5), "error"))
+    build_log.append(settings.warehouse_dir, build_record(NOW - timedelta(hours=1), "tests_failed"))
+    build_log.append(settings.warehouse_dir, build_record(NOW - timedelta(minutes=5), "error"))
     [result] = build_age(settings, NOW)
     assert result.status == "breach" and result.value is None
     assert "no successful build among the 2" in result.detail
@@ -76,11 +63,13 @@ def test_only_failed_builds_is_a_breach_without_a_value(settings):
 def test_failed_tests_judges_the_newest_build_and_names_its_tests(settings):
     build_log.append(
         settings.warehouse_dir,
-        record(NOW - timedelta(hours=2), "tests_failed", tests_failed=1, failed_tests=["old_test"]),
+        build_record(
+            NOW - timedelta(hours=2), "tests_failed", tests_failed=1, failed_tests=["old_test"]
+        ),
     )
     build_log.append(
         settings.warehouse_dir,
-        record(
+        build_record(
             NOW - timedelta(hours=1),
             "tests_failed",
             tests_passed=400,
@@ -93,14 +82,15 @@ def test_failed_tests_judges_the_newest_build_and_names_its_tests(settings):
     assert "not_null_dim_lot_lot_number, unique_fact_shipment_shipment_id" in result.detail
     assert "old_test" not in result.detail and "400 passed" in result.detail
 
-    build_log.append(settings.warehouse_dir, record(NOW, tests_passed=402))
+    build_log.append(settings.warehouse_dir, build_record(NOW, tests_passed=402))
     [result] = failed_tests(settings, NOW)
     assert result.status == "ok" and result.value == 0
 
 
 def test_a_threshold_of_tolerated_failures(settings):
     build_log.append(
-        settings.warehouse_dir, record(NOW, "tests_failed", tests_failed=2, failed_tests=["a", "b"])
+        settings.warehouse_dir,
+        build_record(NOW, "tests_failed", tests_failed=2, failed_tests=["a", "b"]),
     )
     tolerant = settings.model_copy(update={"check_failed_tests_max": 2})
     assert failed_tests(tolerant, NOW)[0].status == "ok"
@@ -109,7 +99,7 @@ def test_a_threshold_of_tolerated_failures(settings):
 def test_an_errored_newest_build_ran_no_tests_so_failed_tests_is_unknown(settings):
     build_log.append(
         settings.warehouse_dir,
-        record(NOW, "error", error="dbt could not start\nTraceback (most recent call last)"),
+        build_record(NOW, "error", error="dbt could not start\nTraceback (most recent call last)"),
     )
     [result] = failed_tests(settings, NOW)
     assert result.status == "unknown"
@@ -119,7 +109,7 @@ def test_an_errored_newest_build_ran_no_tests_so_failed_tests_is_unknown(setting
 def test_hostile_lines_are_skipped_or_defused(settings):
     """Torn lines, foreign JSON, wrong types, control characters and floods of names: the
     rules still answer, on one line each, with a bounded detail."""
-    good = record(NOW - timedelta(hours=1), tests_passed=10)
+    good = build_record(NOW - timedelta(hours=1), tests_passed=10)
     build_log.append(settings.warehouse_dir, good)
     for line in (
         b'{"build_id": "torn", "outcome": "succ',  # torn (a crash mid-write)
@@ -158,7 +148,7 @@ def test_hostile_lines_are_skipped_or_defused(settings):
 
 
 def test_a_build_finished_in_the_future_is_not_stale(settings):
-    build_log.append(settings.warehouse_dir, record(NOW + timedelta(hours=3)))
+    build_log.append(settings.warehouse_dir, build_record(NOW + timedelta(hours=3)))
     [result] = build_age(settings, NOW)
     assert result.status == "ok" and result.value == 0
 

@@ -8,20 +8,14 @@ from pathlib import Path
 import pytest
 
 from pharmaflow.warehouse import build_log
+from tests.factories import build_record
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
 
 def record(i: int, outcome: str = "success", **kw: object) -> build_log.BuildRecord:
-    return build_log.BuildRecord(
-        build_id=f"b{i}",
-        trace_id="0" * 31 + str(i % 10),
-        target="duckdb",
-        started_at=T0 + timedelta(hours=i),
-        finished_at=T0 + timedelta(hours=i, seconds=30),
-        seconds=30.0,
-        outcome=outcome,
-        **kw,  # type: ignore[arg-type]
+    return build_record(
+        T0 + timedelta(hours=i, seconds=30), outcome, build_id=f"b{i}", seconds=30.0, **kw
     )
 
 
