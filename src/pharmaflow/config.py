@@ -96,10 +96,10 @@ class Settings(BaseSettings):
         None, ge=0, le=65535, description="Serve ingest metrics (Prometheus) on this port."
     )
     dbt_threads: int = Field(2, gt=0, description="Threads dbt uses for the warehouse build.")
-    warehouse_target: Literal["duckdb", "postgres", "bigquery"] = Field(
+    warehouse_target: Literal["duckdb", "postgres", "bigquery", "spark"] = Field(
         "duckdb",
-        description="Where dbt builds silver and gold: the embedded DuckDB file, PostgreSQL "
-        "or BigQuery.",
+        description="Where dbt builds silver and gold: the embedded DuckDB file, PostgreSQL, "
+        "BigQuery or Spark.",
     )
     warehouse_dsn: str = Field(
         "postgresql://127.0.0.1:5432/postgres",
@@ -112,6 +112,46 @@ class Settings(BaseSettings):
     bigquery_location: str = Field("US", description="BigQuery location of the datasets.")
     bigquery_keyfile: Path | None = Field(
         None, description="Service-account key file; default: application default credentials."
+    )
+    # Spark (target `spark`, dbt-spark; docs/warehouse-targets.md). `session` runs Spark SQL in
+    # this process (PySpark: a JVM, Java 17); the other methods reach a cluster's SQL endpoint.
+    spark_method: Literal["session", "thrift", "http", "odbc"] = Field(
+        "session",
+        description="How dbt reaches Spark: `session` in this process, `thrift` a Spark Thrift "
+        "Server (Dataproc, EMR), `http` a Databricks cluster, `odbc` Databricks (Simba driver).",
+    )
+    spark_master: str = Field(
+        "local[*]", description="Spark master of the `session` method (`local[*]`, `yarn`, ...)."
+    )
+    spark_host: str | None = Field(
+        None, description="Thrift server or Databricks workspace host (not `session`)."
+    )
+    spark_port: int | None = Field(
+        None, ge=1, le=65535, description="Its port; default 10000 (thrift), 443 (http, odbc)."
+    )
+    spark_user: str | None = Field(None, description="Thrift user; default: the OS user.")
+    spark_token: SecretStr | None = Field(
+        None, description="Databricks personal access token (`http`, `odbc`)."
+    )
+    spark_cluster: str | None = Field(None, description="Databricks cluster id (`http`, `odbc`).")
+    spark_endpoint: str | None = Field(
+        None, description="Databricks SQL warehouse id (`odbc`, instead of a cluster)."
+    )
+    spark_organization: str = Field(
+        "0", description="Databricks organization (workspace) id; `0` on AWS and GCP."
+    )
+    spark_odbc_driver: str | None = Field(
+        None, description="Path of the Simba Spark ODBC driver (`odbc`)."
+    )
+    spark_lake_uri: str | None = Field(
+        None,
+        description="Where the cluster reads the lake (gs://, s3://, dbfs:/, ...); default: "
+        "the local lake dir, which a `session` in local mode reads directly.",
+    )
+    spark_warehouse_dir: Path | None = Field(
+        None,
+        description="`session` in local mode: the tables, the Hive metastore (Derby) and its "
+        "log; default <data_dir>/warehouse/spark.",
     )
     late_lookback_hours: float = Field(
         3.0,
@@ -361,6 +401,14 @@ class Settings(BaseSettings):
     @property
     def warehouse_path(self) -> Path:
         return self.warehouse_dir / "pharmaflow.duckdb"
+
+    @property
+    def spark_dir(self) -> Path:
+        """The local Spark warehouse (target `spark`, `session` in local mode): tables under
+        `tables/`, the Hive metastore in `metastore_db/`, Derby's `derby.log`; never the cwd."""
+        if self.spark_warehouse_dir is not None:
+            return self.spark_warehouse_dir.expanduser().resolve()
+        return self.warehouse_dir / "spark"
 
     @property
     def logs_dir(self) -> Path:

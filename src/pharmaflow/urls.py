@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from pharmaflow.errors import PharmaflowError
 
@@ -40,6 +40,18 @@ def split_server(server: str, what: str) -> tuple[str, int]:
     if not colon or (host.startswith("[") != host.endswith("]")):
         raise PharmaflowError(f"bad server {server!r} in {what}: expected HOST:PORT")
     return check_host(host, what), check_port(port, what)
+
+
+def split_url(url: str, what: str, expected: str) -> SplitResult:
+    """`urlsplit`, with its failure as one line that never quotes the URL: the parser's own
+    message quotes the netloc (an unclosed `[`, characters NFKC turns into separators), and a
+    netloc may hold a password."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        raise PharmaflowError(
+            f"bad {what} URL (an unclosed [ or characters no host name holds): expected {expected}"
+        ) from None
 
 
 def has_credentials(url: str) -> bool:

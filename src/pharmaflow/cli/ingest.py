@@ -1,4 +1,4 @@
-"""`pharmaflow ingest`: land events from files or Kafka into bronze / quarantine."""
+"""`pharmaflow ingest`: land events from files, Kafka or Pub/Sub into bronze / quarantine."""
 
 from __future__ import annotations
 
@@ -76,7 +76,9 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option(
                 help="A .jsonl or .csv file, a directory of them, "
-                "kafka://HOST:PORT?topics=a,b&group=g (no host: KAFKA_BOOTSTRAP_SERVERS), or "
+                "kafka://HOST:PORT?topics=a,b&group=g (no host: KAFKA_BOOTSTRAP_SERVERS), "
+                "pubsub://PROJECT/SUBSCRIPTION[?dead_letter_topic=TOPIC] (Application Default "
+                "Credentials; docs/pubsub.md), or "
                 "postgresql://HOST:PORT/DB?table=survey_data.survey_responses (new rows only)."
             ),
         ],
@@ -85,7 +87,8 @@ def register(app: typer.Typer) -> None:
             int | None,
             typer.Option(
                 min=1,
-                help="Kafka: consumer processes in the group (default 1). Files: processes "
+                help="Kafka: consumer processes in the group (default 1). Pub/Sub: "
+                "subscriber processes on the subscription (default 1). Files: processes "
                 "decoding and validating (default PHARMAFLOW_INGEST_WORKERS).",
             ),
         ] = None,
@@ -93,14 +96,16 @@ def register(app: typer.Typer) -> None:
             float | None,
             typer.Option(
                 min=0.1,
-                help="Kafka: stop after this many seconds without a record (counted from the "
-                "start, assigned or not; exits 1 if no broker could be reached).",
+                help="Kafka, Pub/Sub: stop after this many seconds without a record (counted "
+                "from the start, assigned or not; exits 1 if no broker could be reached).",
             ),
         ] = None,
         metrics_port: Annotated[
             int | None,
             typer.Option(
-                min=0, max=65535, help="Kafka: serve Prometheus metrics here (worker k: +k)."
+                min=0,
+                max=65535,
+                help="Kafka, Pub/Sub: serve Prometheus metrics here (worker k: +k).",
             ),
         ] = None,
         worker_slot: Annotated[
@@ -113,9 +118,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Validate, deduplicate and protect events, then land them in bronze.
 
-        Bad events go to quarantine with a reason (and, from Kafka, to <topic>.dlq).
-        Re-running the same input adds nothing. A Kafka worker runs until SIGTERM/SIGINT
-        (or --idle-exit), committing offsets only once a batch is in the lake.
+        Bad events go to quarantine with a reason (and, from Kafka, to <topic>.dlq; from
+        Pub/Sub, to ?dead_letter_topic=). Re-running the same input adds nothing. A Kafka or
+        Pub/Sub worker runs until SIGTERM/SIGINT (or --idle-exit), committing offsets or
+        acknowledging messages only once a batch is in the lake.
         """
         from pharmaflow.ingest.sources import is_stream
         from pharmaflow.ingest.workers import run_stream_worker, run_worker_group
@@ -135,7 +141,9 @@ def register(app: typer.Typer) -> None:
                 result = run_stream_worker(settings, source, worker_slot, idle_exit, port)
         else:
             if idle_exit is not None or port is not None:
-                raise PharmaflowError("--idle-exit and --metrics-port apply to kafka:// sources")
+                raise PharmaflowError(
+                    "--idle-exit and --metrics-port apply to kafka:// and pubsub:// sources"
+                )
             if workers is not None:
                 settings = settings.model_copy(update={"ingest_workers": workers})
             result = run_ingest(settings, source)

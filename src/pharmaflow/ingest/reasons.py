@@ -44,8 +44,11 @@ class ReasonCode(StrEnum):
     NOT_AN_OBJECT = ("not_an_object", "decode", "valid JSON, but not an object")
     UNDECODABLE = (
         "undecodable",
-        "decode (Kafka)",
-        "Avro-framed record, but no schema registry configured",
+        "decode (Kafka, Pub/Sub)",
+        (
+            "Avro-framed record, but no schema registry configured (Kafka); a message a "
+            "Pub/Sub schema encodes as BINARY (Pub/Sub)"
+        ),
     )
     UNKNOWN_SCHEMA_ID = (
         "unknown_schema_id",

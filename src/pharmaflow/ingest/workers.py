@@ -30,8 +30,8 @@ from pharmaflow.ingest.lifetime import die_with_parent
 from pharmaflow.ingest.metrics import IngestMetrics, ServedMetrics
 from pharmaflow.ingest.phi.keyring import ensure_keys
 from pharmaflow.ingest.pipeline import IngestEngine, IngestResult
-from pharmaflow.ingest.sources import open_sources
-from pharmaflow.ingest.sources.kafka import KafkaSource, kafka_security, parse_kafka_url
+from pharmaflow.ingest.sources import check_stream_url, open_sources, stream_kind
+from pharmaflow.ingest.sources.kafka import kafka_security
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,8 @@ def run_stream_worker(
             metrics=metrics,
             settings=settings,
         )
-        result = engine.run(sources, writer=writer_id(slot))
-        unreachable = [s.unreachable for s in sources if isinstance(s, KafkaSource)]
+        result = engine.run(sources, writer=writer_id(slot, stream_kind(source)))
+        unreachable = [getattr(s, "unreachable", None) for s in sources]  # Kafka, Pub/Sub
         if any(unreachable):  # --idle-exit with no broker: a failure, not "nothing to do"
             raise PharmaflowError(next(u for u in unreachable if u))
         return result
@@ -133,8 +133,9 @@ def run_worker_group(
     seen to segfault when a restarted broker drops the group) is started again, up to
     `MAX_RESTARTS` times per slot; the lake's bookmarks make a restart lose and double nothing.
     """
-    parse_kafka_url(source, settings.kafka_bootstrap_servers)  # a bad URL: one line, here
-    kafka_security(settings)  # so are inconsistent PHARMAFLOW_KAFKA_* settings
+    check_stream_url(source, settings)  # a bad URL: one line, here
+    if stream_kind(source) == "kafka":
+        kafka_security(settings)  # so are inconsistent PHARMAFLOW_KAFKA_* settings
     # The keys exist (created exactly once, checked against the data dir's fingerprints)
     # before N workers start and each loads them; a wrong key is one line here, not N.
     ensure_keys(settings)

@@ -149,7 +149,7 @@ def dbt_args(settings: Settings, project: Path, command: str) -> list[str]:
         "--vars",
         orjson.dumps(
             {
-                "lake_dir": str(settings.lake_dir),
+                "lake_dir": _lake_location(settings),
                 "late_lookback_hours": settings.late_lookback_hours,
                 # the calendar starts where ingest's plausible-timestamp window does, so every
                 # event ingest accepts has its day in gold.dim_date (macros/calendar.sql)
@@ -159,6 +159,30 @@ def dbt_args(settings: Settings, project: Path, command: str) -> list[str]:
         "--threads",
         str(settings.dbt_threads),
     ]
+
+
+def _lake_location(settings: Settings) -> str:
+    """Where dbt reads the lake: the data dir's, or for Spark on a cluster the URI the cluster
+    reads it at (`spark_lake_uri`: the same files on gs://, s3://, ...)."""
+    if settings.warehouse_target == "spark" and settings.spark_lake_uri:
+        return settings.spark_lake_uri.rstrip("/")
+    return str(settings.lake_dir)
+
+
+def _prepare_spark(settings: Settings) -> None:
+    """Local Spark: its warehouse dir, and the lake's `bronze/` and `_manifests/` (which the
+    bronze hook lists through Spark tables located there: Spark would create a missing one
+    itself, open to other users), made owner-only like the rest of the data dir; the JVM
+    binds loopback (targets.prepare_spark_process)."""
+    targets.prepare_spark_process(settings)
+    if not targets.spark_is_local(settings):
+        return
+    for folder in (
+        settings.spark_dir,
+        settings.lake_dir / "bronze",
+        settings.lake_dir / "_manifests",
+    ):
+        folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
 
 
 def dbt_log_path(settings: Settings) -> Path:
@@ -291,6 +315,13 @@ def _build(settings: Settings, on_node: NodeDone | None, full_refresh: bool) -> 
         from pharmaflow.warehouse.load_postgres import load_bronze
 
         load_bronze(settings)
+    if settings.warehouse_target == "bigquery":
+        # BigQuery reads its own storage: committed batches are loaded, exactly once, first
+        from pharmaflow.warehouse import load_bigquery
+
+        load_bigquery.load_bronze(settings)
+    if settings.warehouse_target == "spark":
+        _prepare_spark(settings)
 
     def callback(event: Any) -> None:
         if on_node is None or event.info.name != "NodeFinished":
@@ -342,10 +373,9 @@ def _raise_when_dbt_did_not_run(settings: Settings, res: Any, node_results: list
         if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or says_disk_full(str(exc)):
             raise _disk_full(settings)
         lines = str(exc).strip().splitlines()
-        raise PharmaflowError(
-            f"dbt could not run: {lines[0] if lines else type(exc).__name__} "
-            f"(dbt's log: {dbt_log_path(settings)})"
-        )
+        # a connection error may quote the target's credentials: never in a message or log
+        first = targets.redact_secrets(settings, lines[0]) if lines else type(exc).__name__
+        raise PharmaflowError(f"dbt could not run: {first} (dbt's log: {dbt_log_path(settings)})")
     if any(says_disk_full(str(getattr(r, "message", "") or "")) for r in node_results):
         raise _disk_full(settings)
 
@@ -372,7 +402,9 @@ def _summarise(
             result.failed_tests.append(failed)
             result.failures.append(failed.describe())
         else:
-            result.failures.append(_node_failure(node_result, status))
+            result.failures.append(
+                targets.redact_secrets(settings, _node_failure(node_result, status))
+            )
     result.tests_passed = statuses[("test", "pass")]
     result.tests_failed = sum(
         n for (k, s), n in statuses.items() if k == "test" and s in ("fail", "error", "warn")

@@ -17,15 +17,12 @@ role that may create databases (each test creates its own and drops it). Without
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import orjson
@@ -37,8 +34,6 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pharmaflow.config import Settings
-from pharmaflow.ingest.pipeline import IngestEngine
-from pharmaflow.ingest.sources import open_sources
 from pharmaflow.lake.layout import LakeLayout
 from pharmaflow.warehouse.load_postgres import (
     LOADED_TABLE,
@@ -50,6 +45,14 @@ from pharmaflow.warehouse.load_postgres import (
 )
 from pharmaflow.warehouse.runner import BuildResult, build
 from tests.conftest import TEST_KEYS
+from tests.warehouse_parity import aggregates_sql as _aggregates_sql
+from tests.warehouse_parity import duckdb_tables as _duckdb_tables
+from tests.warehouse_parity import ingest as _ingest
+from tests.warehouse_parity import normalise as _normalise
+from tests.warehouse_parity import parity_settings as _settings
+from tests.warehouse_parity import quoted as _quoted
+from tests.warehouse_parity import same as _same
+from tests.warehouse_parity import sort_key as _sort_key
 
 pytestmark = pytest.mark.slow
 
@@ -96,15 +99,6 @@ def pg_database() -> Iterator[_Database]:
 
 
 # ---------------------------------------------------------------- lakes
-
-
-def _settings(data_dir: Path, **extra: Any) -> Settings:
-    return Settings(data_dir=data_dir, batch_size=5_000, **extra)
-
-
-def _ingest(settings: Settings, path: Path) -> None:
-    engine = IngestEngine(settings)
-    engine.run(open_sources(str(path), engine.registry))
 
 
 @dataclass
@@ -160,43 +154,6 @@ def builds(tmp_path_factory: pytest.TempPathFactory, faulty_input) -> Iterator[_
 # ---------------------------------------------------------------- reading both warehouses
 
 
-@dataclass(frozen=True)
-class _Column:
-    name: str
-    kind: str  # number, boolean, text, time, other
-
-
-def _kind(duckdb_type: str) -> str:
-    t = duckdb_type.upper()
-    if t.endswith("[]") or t.startswith(("STRUCT", "MAP", "LIST")):
-        return "other"
-    if t.startswith(("DECIMAL", "NUMERIC", "DOUBLE", "FLOAT", "REAL")) or t.endswith(
-        ("INT", "INTEGER")
-    ):
-        return "number"
-    if t == "BOOLEAN":
-        return "boolean"
-    if t in ("VARCHAR", "TEXT", "STRING") or t.startswith("VARCHAR"):
-        return "text"
-    if t.startswith(("TIMESTAMP", "DATE", "TIME")):
-        return "time"
-    return "other"
-
-
-def _duckdb_tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[_Column]]:
-    rows = con.execute(
-        "select c.table_schema, c.table_name, c.column_name, c.data_type "
-        "from information_schema.columns c join information_schema.tables t "
-        "  on t.table_schema = c.table_schema and t.table_name = c.table_name "
-        "where c.table_schema in ('silver', 'gold') and t.table_type in ('BASE TABLE', 'VIEW') "
-        "order by c.table_schema, c.table_name, c.ordinal_position"
-    ).fetchall()
-    tables: dict[str, list[_Column]] = {}
-    for schema, table, column, data_type in rows:
-        tables.setdefault(f"{schema}.{table}", []).append(_Column(column, _kind(data_type)))
-    return tables
-
-
 def _postgres_tables(con: psycopg.Connection) -> dict[str, list[str]]:
     rows = con.execute(
         "select c.table_schema, c.table_name, c.column_name "
@@ -209,62 +166,6 @@ def _postgres_tables(con: psycopg.Connection) -> dict[str, list[str]]:
     for schema, table, column in rows:
         tables.setdefault(f"{schema}.{table}", []).append(column)
     return tables
-
-
-def _quoted(table: str) -> str:
-    schema, name = table.split(".")
-    return f'"{schema}"."{name}"'
-
-
-def _aggregates_sql(table: str, columns: list[_Column]) -> tuple[str, list[str]]:
-    """One portable select of the aggregates that summarise a table's values: per numeric
-    column count/sum/min/max, per boolean the trues, per text column count and distinct
-    count, per time column count/min/max, per other (lists) the non-null count."""
-    exprs: list[str] = ["count(*)"]
-    labels: list[str] = ["rows"]
-    for col in columns:
-        c = f'"{col.name}"'
-        if col.kind == "number":
-            as_double = f"cast({c} as double precision)"
-            exprs += [f"count({c})", f"sum({as_double})", f"min({as_double})", f"max({as_double})"]
-            labels += [f"{col.name}:{a}" for a in ("count", "sum", "min", "max")]
-        elif col.kind == "boolean":
-            exprs += [f"count({c})", f"count(case when {c} then 1 end)"]
-            labels += [f"{col.name}:count", f"{col.name}:true"]
-        elif col.kind == "text":
-            exprs += [f"count({c})", f"count(distinct {c})"]
-            labels += [f"{col.name}:count", f"{col.name}:distinct"]
-        elif col.kind == "time":
-            exprs += [f"count({c})", f"min({c})", f"max({c})"]
-            labels += [f"{col.name}:count", f"{col.name}:min", f"{col.name}:max"]
-        else:
-            exprs.append(f"count({c})")
-            labels.append(f"{col.name}:count")
-    return f"select {', '.join(exprs)} from {_quoted(table)}", labels
-
-
-def _normalise(value: Any) -> Any:
-    """Comparable across the two drivers: numbers as floats rounded to 4 decimals, lists as
-    tuples, timestamps as they are (both drivers give naive datetimes)."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int | float | Decimal):
-        return round(float(value), 4)
-    if isinstance(value, list | tuple):
-        return tuple(_normalise(v) for v in value)
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
-
-
-def _sort_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple((v is None, str(type(v)), v if v is not None else 0) for v in row)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return a == pytest.approx(b, rel=1e-9, abs=1e-4)
-    return a == b
 
 
 @pytest.fixture(scope="module")

@@ -71,8 +71,8 @@ def test_mistakes_are_one_line_without_the_password(url, message):
 
 
 def test_open_sources_names_the_supported_schemes():
-    with pytest.raises(PharmaflowError, match=r"kafka://, postgresql:// or files"):
-        open_sources("pubsub://project/topic", default_registry())
+    with pytest.raises(PharmaflowError, match=r"kafka://, pubsub://, postgresql:// or files"):
+        open_sources("nats://project/topic", default_registry())
     with pytest.raises(PharmaflowError, match="needs \\?table="):
         open_sources("postgresql://127.0.0.1:5432/test", default_registry())
 

@@ -1,4 +1,6 @@
-"""Sources the ingest engine reads from, chosen by the `--source` argument."""
+"""Sources the ingest engine reads from, chosen by the `--source` argument.
+
+`pubsub://` is imported only when asked for: the Pub/Sub client is an optional extra."""
 
 from __future__ import annotations
 
@@ -21,8 +23,27 @@ if TYPE_CHECKING:
 JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
 
+STREAM_SCHEMES = ("kafka://", "pubsub://")
+
+
 def is_stream(spec: str) -> bool:
-    return spec.startswith("kafka://")
+    """A source that runs until stopped, as stream workers (`ingest/workers.py`)."""
+    return spec.startswith(STREAM_SCHEMES)
+
+
+def stream_kind(spec: str) -> str:
+    """`kafka` or `pubsub`: what a stream worker's writer id is named after."""
+    return "pubsub" if spec.startswith("pubsub://") else "kafka"
+
+
+def check_stream_url(spec: str, settings: Settings | None = None) -> None:
+    """A bad stream URL as one line, before any worker starts."""
+    if spec.startswith("pubsub://"):
+        from pharmaflow.ingest.sources.pubsub import parse_pubsub_url
+
+        parse_pubsub_url(spec)
+        return
+    parse_kafka_url(spec, settings.kafka_bootstrap_servers if settings else None)
 
 
 def open_sources(
@@ -36,10 +57,18 @@ def open_sources(
     settings: Settings | None = None,
     kafka_defaults: Mapping[str, Any] | None = None,
 ) -> list[Source]:
-    """A Kafka URL, a PostgreSQL table URL, a file, or every JSONL/CSV file in a directory
-    (sorted), as sources. `settings` gives a Kafka source its credentials and security
-    protocol (`PHARMAFLOW_KAFKA_*`; never in the URL) and, without `default_bootstrap`,
-    `KAFKA_BOOTSTRAP_SERVERS`."""
+    """A Kafka URL, a Pub/Sub subscription URL, a PostgreSQL table URL, a file, or every
+    JSONL/CSV file in a directory (sorted), as sources. `settings` gives a Kafka source its
+    credentials and security protocol (`PHARMAFLOW_KAFKA_*`; never in the URL) and, without
+    `default_bootstrap`, `KAFKA_BOOTSTRAP_SERVERS`; a Pub/Sub source the lake its ledger of
+    handed-over messages lives beside (credentials: Application Default Credentials)."""
+    if spec.startswith("pubsub://"):
+        from pharmaflow.config import Settings
+        from pharmaflow.ingest.sources.pubsub import PubSubSource, parse_pubsub_url
+
+        pubsub = parse_pubsub_url(spec)
+        lake_dir = (settings or Settings()).lake_dir
+        return [PubSubSource(pubsub, lake_dir, stop, idle_exit, metrics)]
     if is_stream(spec):
         if default_bootstrap is None and settings is not None:
             default_bootstrap = settings.kafka_bootstrap_servers
@@ -50,7 +79,8 @@ def open_sources(
     if "://" in spec:
         scheme = spec.split("://", 1)[0]
         raise PharmaflowError(
-            f"source scheme {scheme}:// is not supported (kafka://, postgresql:// or files)"
+            f"source scheme {scheme}:// is not supported "
+            "(kafka://, pubsub://, postgresql:// or files)"
         )
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -82,6 +112,8 @@ __all__ = [
     "PostgresSource",
     "RawBatch",
     "Source",
+    "check_stream_url",
     "is_stream",
     "open_sources",
+    "stream_kind",
 ]

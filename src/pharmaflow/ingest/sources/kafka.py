@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import numpy as np
 import orjson
@@ -51,7 +51,7 @@ from pharmaflow.ingest.reasons import ReasonCode
 from pharmaflow.ingest.sinks.dead_letters import DeadLetterSink
 from pharmaflow.ingest.sources.base import RawBatch, Source, SourceContext
 from pharmaflow.lake.writers import batch_id
-from pharmaflow.urls import RedactingFilter, redact, redact_url, split_server
+from pharmaflow.urls import RedactingFilter, redact, redact_url, split_server, split_url
 
 if TYPE_CHECKING:
     from pharmaflow.config import Settings
@@ -120,10 +120,7 @@ def parse_kafka_url(
     (the speed layer's group and latency settings). Every mistake is one line naming what is
     wrong, and never echoes credentials: a URL holding any is refused (they come from
     settings)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:  # e.g. an unclosed [IPv6 bracket
-        raise PharmaflowError(f"bad kafka:// URL ({exc}): expected kafka://HOST:PORT") from None
+    parts = split_url(url, "kafka://", "kafka://HOST:PORT")
     if parts.scheme != "kafka":
         raise PharmaflowError(f"not a kafka:// URL: {redact_url(url)}")
     what = "the kafka:// URL" if parts.netloc else "KAFKA_BOOTSTRAP_SERVERS"

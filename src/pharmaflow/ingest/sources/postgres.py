@@ -45,7 +45,7 @@ from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.sources.base import RawBatch, Source, SourceContext
 from pharmaflow.lake.writers import FILE_WRITER, batch_id
 from pharmaflow.serve.surveys.store import db_error, describe_dsn
-from pharmaflow.urls import check_host, check_port, redact, url_password
+from pharmaflow.urls import check_host, check_port, redact, split_url, url_password
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +94,7 @@ def _passwords(url: str, query: list[tuple[str, str]]) -> list[str | None]:
 def parse_postgres_url(url: str) -> PostgresSpec:
     """Parse a source URL. Every mistake is one line naming what is wrong (never the URL
     itself: it may hold a password)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:  # e.g. an unclosed [IPv6 bracket
-        raise PharmaflowError(f"bad host in the postgresql:// source URL ({exc})") from None
+    parts = split_url(url, "postgresql://", "postgresql://HOST:PORT/DB?table=SCHEMA.TABLE")
     if parts.scheme.lower() not in SCHEMES:
         raise PharmaflowError("not a postgresql:// URL")
     query = parse_qsl(parts.query, keep_blank_values=True)

@@ -189,9 +189,9 @@
     select 1 as noop
 {%- endmacro %}
 
-{# duckdb: the table listing this run's snapshot of committed files, per event type and batch. #}
+{# duckdb, spark: the table listing this run's snapshot of committed files, per event type and batch. #}
 {% macro pf_committed_files_relation() -%}
-    {{ return(api.Relation.create(database=target.database, schema='bronze',
+    {{ return(api.Relation.create(database=target.get('database'), schema='bronze',
                                   identifier='_committed_files', type='table')) }}
 {%- endmacro %}
 
@@ -209,22 +209,19 @@
   aside is read once, like any other. Table bronze._unread_batches (event_type, batch_id).
 #}
 {% macro pf_unread_batches_relation() -%}
-    {{ return(api.Relation.create(database=target.database, schema=pf_schema_name('bronze'),
+    {{ return(api.Relation.create(database=target.get('database'), schema=pf_schema_name('bronze'),
                                   identifier='_unread_batches', type='table')) }}
 {%- endmacro %}
 
 {% macro pf_snapshot_unread_batches() -%}
     {%- set unread = pf_unread_batches_relation() -%}
     {%- set silver_schema = pf_schema_name('silver') -%}
-    {%- set found = run_query(
-        "select table_name from information_schema.tables where table_schema = '" ~ silver_schema ~ "'"
-        ~ (" and table_catalog = '" ~ target.database ~ "'" if target.type == 'duckdb' else '')) -%}
-    {%- set existing = found.columns[0].values() | list -%}
-    {%- set rejected = api.Relation.create(database=target.database, schema=silver_schema, identifier='_rejected') -%}
+    {%- set existing = pf_schema_table_names(silver_schema) -%}
+    {%- set rejected = api.Relation.create(database=target.get('database'), schema=silver_schema, identifier='_rejected') -%}
     {%- set selects = [] -%}
     {%- for event_type in pf_event_types() -%}
         {%- set name = pf_event_table_name(event_type) -%}
-        {%- set silver = api.Relation.create(database=target.database, schema=silver_schema, identifier=name) -%}
+        {%- set silver = api.Relation.create(database=target.get('database'), schema=silver_schema, identifier=name) -%}
         {%- set sql -%}
         select distinct cast('{{ event_type }}' as {{ dbt.type_string() }}) as event_type, batches.batch_id
         from ({{ pf_committed_batches_sql(event_type) }}) as batches
@@ -243,9 +240,24 @@
     {%- endfor -%}
     {%- do run_query('drop table if exists ' ~ unread) -%}
     {%- do run_query('create table ' ~ unread ~ ' as\n' ~ selects | join('\nunion all\n')) -%}
-    {%- if target.type != 'duckdb' -%}
+    {%- if target.type not in ('duckdb', 'spark', 'bigquery') -%}
+        {#- a hook runs in a transaction on PostgreSQL; Spark SQL has no transactions, and each
+            BigQuery statement is its own job (a bare commit there is an error) -#}
         {%- do run_query('commit') -%}
     {%- endif -%}
+{%- endmacro %}
+
+{# The names of the tables and views of a schema, at execute time. Spark has no
+   information_schema: macros/spark/bronze.sql. #}
+{% macro pf_schema_table_names(schema) -%}
+    {{ return(adapter.dispatch('pf_schema_table_names', 'pharmaflow')(schema)) }}
+{%- endmacro %}
+
+{% macro default__pf_schema_table_names(schema) -%}
+    {%- set found = run_query(
+        "select table_name from information_schema.tables where table_schema = '" ~ schema ~ "'"
+        ~ (" and table_catalog = '" ~ target.database ~ "'" if target.type == 'duckdb' else '')) -%}
+    {{ return(found.columns[0].values() | list) }}
 {%- endmacro %}
 
 {# The distinct committed batch ids of one event type, as a select of `batch_id`. #}
@@ -255,7 +267,7 @@
 
 {% macro default__pf_committed_batches_sql(event_type) -%}
     {#- hooks have no source(): the relation the bronze source names -#}
-    select distinct batch_id from {{ api.Relation.create(database=target.database,
+    select distinct batch_id from {{ api.Relation.create(database=target.get('database'),
         schema=pf_schema_name('bronze'), identifier=pf_event_table_name(event_type)) }}
 {%- endmacro %}
 

@@ -23,10 +23,6 @@
     epoch_us({{ ts }})
 {%- endmacro %}
 
-{% macro bigquery__pf_epoch_us(ts) -%}
-    unix_micros(timestamp({{ ts }}))
-{%- endmacro %}
-
 {# A number of microseconds (integer expression) as minutes, decimal(12,2). #}
 {% macro pf_us_to_minutes(us_expr) -%}
     {{ pf_cast_decimal('cast(' ~ us_expr ~ ' as decimal(20,0)) / 60000000', 'decimal(12,2)') }}
@@ -101,7 +97,7 @@
     select
         cast('ALL' as {{ dbt.type_string() }}) as scope,
         cast('ALL' as {{ dbt.type_string() }}) as scope_id
-    union
+    union distinct
     select scope, scope_id from {{ kpis }}
 {%- endmacro %}
 
@@ -157,10 +153,6 @@
     cast(({{ ts }} at time zone 'UTC') at time zone {{ tz }} as date)
 {%- endmacro %}
 
-{% macro bigquery__pf_local_date(ts, tz) -%}
-    date(timestamp({{ ts }}), {{ tz }})
-{%- endmacro %}
-
 {#
   The names of the time zones the warehouse engine knows (a select of one column, `name`):
   dim_facility keeps a reference timezone only when the engine can convert with it.
@@ -177,18 +169,13 @@
     select name from pg_timezone_names()
 {%- endmacro %}
 
-{% macro bigquery__pf_known_timezones() -%}
-    {{ exceptions.raise_compiler_error(
-        "pharmaflow: pf_known_timezones has no BigQuery version yet (BigQuery has no zone"
-        ~ " table: list the IANA names the facilities use, or validate with safe.timestamp)") }}
-{%- endmacro %}
-
 {# 100 * part / whole of two microsecond sums (integers of any size), decimal(6,2); null
    when whole is 0 or null. Wide decimals: a year of one-minute logger intervals overflows
    pf_safe_ratio's decimal(18,6). #}
 {% macro pf_us_ratio_pct(part_us, whole_us) -%}
-    {{ pf_cast_decimal('100 * cast(' ~ part_us ~ ' as decimal(38,0)) / nullif(cast(' ~ whole_us
-                       ~ ' as decimal(38,0)), 0)', 'decimal(6,2)') }}
+    {%- set wide = pf_type_decimal(38, 0) -%}
+    {{ pf_cast_decimal('100 * cast(' ~ part_us ~ ' as ' ~ wide ~ ') / nullif(cast(' ~ whole_us
+                       ~ ' as ' ~ wide ~ '), 0)', 'decimal(6,2)') }}
 {%- endmacro %}
 
 {#
@@ -201,7 +188,7 @@
 {% macro pf_sales_measures() -%}
         count(*) as sales,
         cast(sum(quantity) as {{ dbt.type_bigint() }}) as units,
-        cast(sum(cast(quantity as decimal(20,0)) * unit_price) as decimal(38,2)) as revenue,
+        cast(sum(cast(quantity as decimal(20,0)) * unit_price) as {{ pf_type_decimal(38, 2) }}) as revenue,
         {{ pf_count_if('promotion_code is not null') }} as promo_sales,
         cast(coalesce(sum(case when promotion_code is not null then quantity end), 0)
              as {{ dbt.type_bigint() }}) as promo_units,

@@ -29,8 +29,14 @@
     {{ events }}.ingest_time
 {%- endmacro %}
 
-{# A decimal expression as text (2 decimals), the same on every engine. #}
+{# A decimal expression as text (2 decimals), the same on every engine (BigQuery's NUMERIC
+   keeps no scale, so a cast to text would drop trailing zeros there:
+   macros/bigquery/sql_helpers.sql). #}
 {% macro pf_decimal_text(expr) -%}
+    {{ return(adapter.dispatch('pf_decimal_text', 'pharmaflow')(expr)) }}
+{%- endmacro %}
+
+{% macro default__pf_decimal_text(expr) -%}
     cast(cast({{ expr }} as decimal(14,2)) as {{ dbt.type_string() }})
 {%- endmacro %}
 

@@ -41,8 +41,11 @@
 #}
 {% macro pf_incremental_since() -%}
     {%- set minutes = (var('late_lookback_hours', 3) | float * 60) | int -%}
+    {#- the cast: dbt.dateadd gives a DATETIME on BigQuery, which neither compares with nor
+        coalesces to a TIMESTAMP there (a no-op elsewhere) -#}
     coalesce(
-        {{ dbt.dateadd('minute', -minutes, '(select max(last_ingest_time) from ' ~ this ~ ')') }},
+        cast({{ dbt.dateadd('minute', -minutes, '(select max(last_ingest_time) from ' ~ this ~ ')') }}
+             as {{ dbt.type_timestamp() }}),
         {{ pf_min_timestamp() }}
     )
 {%- endmacro %}
@@ -68,7 +71,7 @@
     {%- else -%}
     {{ pf_new_keys(src[0], src[1], key_name) }}
     {%- endif %}
-    {{ 'union' if not loop.last }}
+    {{ 'union distinct' if not loop.last }}
         {%- endfor %}
     {%- else %}
     select cast(null as {{ dbt.type_string() }}) as {{ key_name }}

@@ -9,7 +9,7 @@
 
 {% macro pf_ml_score_tables() -%}
     {#- scores are 8-byte floats: a 4-byte float rounds 0.5541 to 0.554099977 on the way out #}
-    {%- set s, f, t = dbt.type_string(), 'double precision', dbt.type_timestamp() -%}
+    {%- set s, f, t = dbt.type_string(), pf_type_double(), dbt.type_timestamp() -%}
     {%- set stamp = [('model_name', s), ('model_version', s), ('scored_at', t)] -%}
     {{ return({
         'ml_shipment_delay_scores': [

@@ -69,6 +69,50 @@
     cast(cast({{ expr }} as decimal(38,10)) as {{ dtype }})
 {%- endmacro %}
 
+{# The 8-byte floating-point type (scores, coordinates, correlations): `double precision` in
+   standard SQL; Spark names it `double` (macros/spark/sql_helpers.sql). #}
+{% macro pf_type_double() -%}
+    {{ return(adapter.dispatch('pf_type_double', 'pharmaflow')()) }}
+{%- endmacro %}
+
+{% macro default__pf_type_double() -%}
+    {{ return('double precision') }}
+{%- endmacro %}
+
+{# The exact decimal type decimal(precision, scale) (a wide sum, an exact ratio): the standard
+   name; BigQuery caps NUMERIC at 29 integer digits and 9 decimals, beyond which its name is
+   BIGNUMERIC (macros/bigquery/sql_helpers.sql). #}
+{% macro pf_type_decimal(precision, scale) -%}
+    {{ return(adapter.dispatch('pf_type_decimal', 'pharmaflow')(precision, scale)) }}
+{%- endmacro %}
+
+{% macro default__pf_type_decimal(precision, scale) -%}
+    {{ return('decimal(' ~ precision ~ ',' ~ scale ~ ')') }}
+{%- endmacro %}
+
+{# Degrees to radians: radians() on DuckDB, PostgreSQL and Spark; BigQuery has no such
+   function (macros/bigquery/sql_helpers.sql). #}
+{% macro pf_radians(expr) -%}
+    {{ return(adapter.dispatch('pf_radians', 'pharmaflow')(expr)) }}
+{%- endmacro %}
+
+{% macro default__pf_radians(expr) -%}
+    radians({{ expr }})
+{%- endmacro %}
+
+{# Every column of the tables and views in `schemas`, as a select of (table_schema,
+   table_name, column_name): information_schema.columns; Spark has none
+   (macros/spark/sql_helpers.sql). #}
+{% macro pf_schema_columns(schemas) -%}
+    {{ return(adapter.dispatch('pf_schema_columns', 'pharmaflow')(schemas)) }}
+{%- endmacro %}
+
+{% macro default__pf_schema_columns(schemas) -%}
+    select table_schema, table_name, column_name
+    from information_schema.columns
+    where lower(table_schema) in ('{{ schemas | join("', '") }}')
+{%- endmacro %}
+
 {# count of rows where the condition holds (portable count-if; 0 when none, bigint) #}
 {% macro pf_count_if(condition) -%}
     count(case when {{ condition }} then 1 end)

@@ -1,7 +1,7 @@
 -- PHI guard: no silver or gold table has a column named after a direct patient identifier
 -- (HIPAA Safe Harbor). The patient exists only as patient_key + birth_year / age_90_plus /
 -- state / zip3.
-{#- run after every silver and gold model (information_schema alone gives dbt no dependency) #}
+{#- run after every silver and gold model (a catalog query alone gives dbt no dependency) #}
 {%- for event_type in pf_event_types() %}
 -- depends_on: {{ ref('silver_' ~ pf_event_table_name(event_type)) }}
 {%- endfor %}
@@ -19,9 +19,8 @@
 {%- endfor %}
 
 select table_schema, table_name, column_name
-from information_schema.columns
-where lower(table_schema) in ('silver', 'gold')
-  and lower(column_name) in (
+from ({{ pf_schema_columns(['silver', 'gold']) }}) as warehouse_columns
+where lower(column_name) in (
       'patient_id', 'mrn', 'first_name', 'last_name', 'name_first', 'name_last', 'patient_name',
       'date_of_birth', 'dob', 'birth_date', 'phone', 'email', 'street', 'address', 'city',
       'zip', 'zip_code', 'ssn', 'member_id'

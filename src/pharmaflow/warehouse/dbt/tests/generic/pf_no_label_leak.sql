@@ -27,7 +27,7 @@ from (
         (sum(case when y = 1 then rx end) - sum(y) * (sum(y) + 1) / 2.0)
             / nullif(sum(y) * (count(*) - sum(y)), 0) as auc,
         {%- else %}
-        cast(null as double precision) as auc,
+        cast(null as {{ pf_type_double() }}) as auc,
         {%- endif %}
         -- no correlation where a side is constant (all-zero labels of a few odd sales): DuckDB
         -- returns NaN there, which compares greater than every number and would fail the test
@@ -42,8 +42,8 @@ from (
             rank() over (order by y) + (count(*) over (partition by y) - 1) / 2.0 as ry
         from (
             select
-                cast({{ feature }} as double precision) as x,
-                cast({{ label }} as double precision) as y
+                cast({{ feature }} as {{ pf_type_double() }}) as x,
+                cast({{ label }} as {{ pf_type_double() }}) as y
             from {{ model }}
         ) pairs
         where x is not null and y is not null

@@ -55,7 +55,7 @@ link_summary as (
 
 lots as (
     select lot_number from lot_batches
-    union
+    union distinct
     select lot_number from link_summary
 )
 

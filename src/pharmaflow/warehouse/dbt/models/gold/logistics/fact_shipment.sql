@@ -106,13 +106,13 @@ temperature_readings as (
 -- every shipment seen in any logistics event
 shipments as (
     select shipment_id from created_events
-    union
+    union distinct
     select shipment_id from scan_events
-    union
+    union distinct
     select shipment_id from delivered_events
-    union
+    union distinct
     select shipment_id from exception_events
-    union
+    union distinct
     select shipment_id from temperature_readings
 ),
 

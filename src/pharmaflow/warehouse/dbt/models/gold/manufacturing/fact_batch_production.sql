@@ -97,11 +97,11 @@ ingest_watermark as (
 
 batches as (
     select batch_id from status_events
-    union
+    union distinct
     select batch_id from sensor_readings
-    union
+    union distinct
     select batch_id from lab_results
-    union
+    union distinct
     select batch_id from deviations_opened
 ),
 

@@ -51,7 +51,7 @@ closed_events as (
 
 deviations as (
     select deviation_id from opened_events
-    union
+    union distinct
     select deviation_id from closed_events
 ),
 

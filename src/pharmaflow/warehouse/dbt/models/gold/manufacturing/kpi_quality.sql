@@ -64,7 +64,7 @@ batch_runs as (
 
 equipment as (
     select site_id, equipment_id from {{ ref('dim_equipment') }}
-    union
+    union distinct
     select site_id, equipment_id from batches
     where site_id is not null and equipment_id is not null
 ),
@@ -147,13 +147,13 @@ scopes as (
     select
         cast('ALL' as {{ dbt.type_string() }}) as scope,
         cast('ALL' as {{ dbt.type_string() }}) as scope_id
-    union
+    union distinct
     select scope, scope_id from batch_kpis
-    union
+    union distinct
     select scope, scope_id from deviation_kpis
-    union
+    union distinct
     select scope, scope_id from equipment_kpis
-    union
+    union distinct
     select scope, scope_id from temperature_kpis
 ),
 

@@ -46,7 +46,7 @@
     ('WV', 38.8, -80.9), ('WI', 43.7, -89.0), ('WY', 42.6, -107.4),
 ] %}
 {%- set earth_radius_km = 6371.0 %}
-{%- set float = 'double precision' %}
+{%- set float = pf_type_double() %}
 
 with created_events as (
     select * from {{ ref('silver_logistics_shipment_created') }}
@@ -204,9 +204,9 @@ distances as (
         shipments.shipment_id,
         {{ pf_cast_decimal(
             '2 * ' ~ earth_radius_km ~ ' * asin(sqrt('
-            ~ 'power(sin(radians(dst.lat - org.lat) / 2), 2)'
-            ~ ' + cos(radians(org.lat)) * cos(radians(dst.lat))'
-            ~ ' * power(sin(radians(dst.lon - org.lon) / 2), 2)))',
+            ~ 'power(sin(' ~ pf_radians('dst.lat - org.lat') ~ ' / 2), 2)'
+            ~ ' + cos(' ~ pf_radians('org.lat') ~ ') * cos(' ~ pf_radians('dst.lat') ~ ')'
+            ~ ' * power(sin(' ~ pf_radians('dst.lon - org.lon') ~ ' / 2), 2)))',
             'decimal(8,1)') }} as distance_km
     from shipments
     inner join state_points as org on org.state = shipments.origin_state

@@ -93,15 +93,15 @@ cancelled_events as (
 -- every order seen in any order event
 orders as (
     select order_id from placed_events
-    union
+    union distinct
     select order_id from validation_events
-    union
+    union distinct
     select order_id from filled_events
-    union
+    union distinct
     select order_id from shipped_events
-    union
+    union distinct
     select order_id from delivered_events
-    union
+    union distinct
     select order_id from cancelled_events
 ),
 
