@@ -68,8 +68,10 @@
     {{ return(types[type]) }}
 {%- endmacro %}
 
-{% macro duckdb__pf_json_parse(payload_col, columns) -%}
-    {#- build the nested json_transform structure from the dotted paths -#}
+{# The payload columns' dotted paths as a nested dict (an object per path prefix), each leaf
+   the column's type mapped by `leaf_type` (a macro of the type): the shape a reader that parses
+   the payload into a struct once per row needs (DuckDB's json_transform, Spark's from_json). #}
+{% macro pf_json_path_tree(columns, leaf_type) -%}
     {%- set spec = {} -%}
     {%- for col in columns -%}
         {%- set path = (col[2] if col | length > 2 else col[0]).split('.') -%}
@@ -80,8 +82,13 @@
             {%- endif -%}
             {%- set ns.node = ns.node[part] -%}
         {%- endfor -%}
-        {%- do ns.node.update({path[-1]: pf_duckdb_json_type(col[1])}) -%}
+        {%- do ns.node.update({path[-1]: leaf_type(col[1])}) -%}
     {%- endfor -%}
+    {{ return(spec) }}
+{%- endmacro %}
+
+{% macro duckdb__pf_json_parse(payload_col, columns) -%}
+    {%- set spec = pf_json_path_tree(columns, pf_duckdb_json_type) -%}
     json_transform({{ payload_col }}, '{{ tojson(spec, sort_keys=false) | replace("'", "''") }}')
 {%- endmacro %}
 

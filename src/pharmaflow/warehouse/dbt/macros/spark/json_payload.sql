@@ -23,19 +23,12 @@
     {{ return('struct<' ~ fields | join(', ') ~ '>') }}
 {%- endmacro %}
 
+{% macro pf_spark_leaf_type(type) -%}
+    {{ return('string') }}
+{%- endmacro %}
+
 {% macro spark__pf_json_parse(payload_col, columns) -%}
-    {%- set spec = {} -%}
-    {%- for col in columns -%}
-        {%- set path = (col[2] if col | length > 2 else col[0]).split('.') -%}
-        {%- set ns = namespace(node=spec) -%}
-        {%- for part in path[:-1] -%}
-            {%- if part not in ns.node -%}
-                {%- do ns.node.update({part: {}}) -%}
-            {%- endif -%}
-            {%- set ns.node = ns.node[part] -%}
-        {%- endfor -%}
-        {%- do ns.node.update({path[-1]: 'string'}) -%}
-    {%- endfor -%}
+    {%- set spec = pf_json_path_tree(columns, pf_spark_leaf_type) -%}
     from_json({{ payload_col }}, '{{ pf_spark_struct_type(spec) }}')
 {%- endmacro %}
 
