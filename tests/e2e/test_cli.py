@@ -29,7 +29,7 @@ def run(*args: str, data_dir) -> subprocess.CompletedProcess[str]:
         (["simulate", "--start", "yesterday"], "--start"),
         (["ingest"], "--source"),
         (["ingest", "--source", "/no/such/file.jsonl"], "source not found"),
-        (["ingest", "--source", "pubsub://project/topic"], "not supported"),
+        (["ingest", "--source", "nats://127.0.0.1:4222/events"], "not supported"),
         (["ingest", "--source", "kafka://"], "KAFKA_BOOTSTRAP_SERVERS"),
         (["ingest", "--source", "kafka://localhost"], "HOST:PORT"),
         (["ingest", "--source", "kafka://127.0.0.1:9092?topic=x"], "unknown kafka:// parameter"),
