@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pharmaflow.config import Settings
-from pharmaflow.orchestrate.check import CheckReport, run_checks
+from pharmaflow.orchestrate.check import CheckReport, CheckResult, run_checks
 from pharmaflow.orchestrate.checks import RULES
 from pharmaflow.orchestrate.checks.gold import GOLD_TABLES, KPI_SOURCES
 from pharmaflow.simulate.config import SimConfig
@@ -49,6 +49,19 @@ def data_settings(root: Path, **extra: object) -> Settings:
         vault_key=TEST_KEYS["PHARMAFLOW_VAULT_KEY"],
         **values,
     )
+
+
+# Gold tables a two-day window at scale 0.1 may leave empty, by the day it is drawn: deviations
+# are rare, and a survey follows a delivery by days (the window of 2026-12-02 to 12-03 held
+# neither), so kpi_nps, rebuilt from fact_survey, has no rows either
+SPARSE_GOLD = {
+    ("freshness_gold", f"gold.{table}") for table in ("fact_deviation", "fact_survey", "kpi_nps")
+}
+
+
+def no_rows(result: CheckResult) -> bool:
+    """The rule found an empty table (or a KPI rebuilt from one): nothing to judge."""
+    return result.detail.endswith("no rows yet")
 
 
 def today_window(days: int = 2) -> SimConfig:
@@ -84,9 +97,9 @@ def test_fresh_data_passes_every_rule(fresh):
     assert [r.check for r in report.results] == sorted(
         (r.check for r in report.results), key=RULES.index
     )
-    # no Kafka in this data dir; a small window may hold no deviation at all
-    empty = {(r.check, r.subject) for r in report.results if r.detail == "no rows yet"}
-    assert empty <= {("freshness_gold", "gold.fact_deviation")}
+    # no Kafka in this data dir; a small window may hold no deviation or survey at all
+    empty = {(r.check, r.subject) for r in report.results if no_rows(r)}
+    assert empty <= SPARSE_GOLD
     not_ok = [(r.check, r.subject) for r in report.results if r.status != "ok"]
     assert sorted(set(not_ok) - empty) == [("consumer_lag", "kafka")]
     sources = by_rule(report, "freshness_source")
@@ -198,8 +211,8 @@ def test_serving_in_this_process_and_a_build_holding_the_warehouse_do_not_block_
     finally:
         holder.kill()
         holder.wait()
-    judged = [r for r in report.results if r.detail != "no rows yet"]  # see the first test
-    assert len(judged) >= len(report.results) - 1
+    judged = [r for r in report.results if not no_rows(r)]  # see the first test
+    assert {(r.check, r.subject) for r in report.results if r not in judged} <= SPARSE_GOLD
     assert all(r.status == "ok" for r in judged), report.results
 
 
