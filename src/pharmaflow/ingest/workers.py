@@ -109,7 +109,7 @@ def run_stream_worker(
             settings=settings,
         )
         result = engine.run(sources, writer=writer_id(slot, stream_kind(source)))
-        unreachable = [getattr(s, "unreachable", None) for s in sources]  # Kafka, Pub/Sub
+        unreachable = [s.unreachable for s in sources]
         if any(unreachable):  # --idle-exit with no broker: a failure, not "nothing to do"
             raise PharmaflowError(next(u for u in unreachable if u))
         return result

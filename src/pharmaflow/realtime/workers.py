@@ -15,7 +15,7 @@ import logging
 from pharmaflow.config import Settings
 from pharmaflow.errors import PharmaflowError
 from pharmaflow.ingest.sources import is_stream, open_sources
-from pharmaflow.ingest.sources.kafka import KafkaSource, parse_kafka_url
+from pharmaflow.ingest.sources.kafka import parse_kafka_url
 from pharmaflow.ingest.workers import run_worker_group, stop_on_signals, unattended, writer_id
 from pharmaflow.realtime.engine import RealtimeResult, SpeedLayer
 from pharmaflow.realtime.metrics import RealtimeMetrics
@@ -66,7 +66,7 @@ def run_realtime_worker(
             metrics=metrics.source,
         )
         result = layer.run(sources, writer_id(slot, "realtime"))
-        unreachable = [s.unreachable for s in sources if isinstance(s, KafkaSource)]
+        unreachable = [s.unreachable for s in sources]
         if any(unreachable):
             raise PharmaflowError(next(u for u in unreachable if u))
         return result

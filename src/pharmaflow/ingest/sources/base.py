@@ -118,7 +118,7 @@ class SourceContext:
 
 class Source:
     """A stream of raw batches. Implementations: `JsonlFileSource`, `CsvFileSource`,
-    `PostgresSource`, `KafkaSource`.
+    `PostgresSource`, `KafkaSource`, `PubSubSource`.
 
     Every source has the same four hooks, so the run loop calls them without probing: `attach`
     (a stream source gets the engine's `SourceContext` before the first batch), `batches`,
@@ -126,6 +126,9 @@ class Source:
     rejected records go back to, if anywhere: a Kafka source's `<topic>.dlq`), `close`."""
 
     description: str = ""
+    # a stream source that never reached its server by `--idle-exit` says why here: the worker
+    # then exits non-zero (`run_stream_worker`) instead of reporting "nothing to do"
+    unreachable: str | None = None
 
     def attach(self, ctx: SourceContext) -> None:
         """Before the first batch: what the engine lends a stream source (default: nothing)."""
